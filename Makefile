@@ -1,0 +1,26 @@
+# Moongate: `make test` runs every test; `make run` serves config.example.yaml.
+GO ?= go
+
+.PHONY: test vet fmt-check unit bench run build
+
+test: fmt-check vet unit
+
+build:
+	$(GO) build ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+# Benchmarks print their figures as ratios against a baseline measured in the same run.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
+
+run:
+	$(GO) run ./cmd/moongate

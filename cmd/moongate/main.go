@@ -1,0 +1,55 @@
+// Command moongate runs the Moongate WebSocket gateway: a YAML config maps
+// URL paths to Lua scripts that implement WebSocket services.
+//
+// Usage:
+//
+//	moongate [run] [-config FILE] [-listen ADDR] [-log-format text|json] [-log-level LEVEL]
+//	moongate check [-config FILE]
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// defaultConfig is served when no -config is given.
+const defaultConfig = "config.example.yaml"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// dispatch runs the subcommand named by args[0] (run when there is none)
+// and returns the process exit code.
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd, rest := "run", args
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, rest = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return runCommand(ctx, rest, stderr)
+	case "check":
+		return checkCommand(rest, stdout, stderr)
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "moongate: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+}
+
+const usage = `Usage:
+  moongate [run] [flags]   serve the config (default: ` + defaultConfig + `)
+  moongate check [flags]   validate the config and compile every script, then exit
+  moongate help            show this help
+
+Run "moongate run -h" or "moongate check -h" for the flags of each command.
+`

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/moongate/moongate/gateway"
+	"github.com/moongate/moongate/gateway/config"
+	"github.com/moongate/moongate/gateway/metrics"
+	"github.com/moongate/moongate/scripting"
+)
+
+// runFlags are the flags of `moongate run`; they override the config file.
+type runFlags struct {
+	config    string
+	listen    string
+	logFormat string
+	logLevel  string
+}
+
+func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
+	f := &runFlags{}
+	fs := flag.NewFlagSet("moongate run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.config, "config", defaultConfig, "config file to serve")
+	fs.StringVar(&f.listen, "listen", "", "address to listen on (overrides the config's listen)")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return f, nil
+}
+
+// runCommand serves the config until ctx is cancelled (SIGINT, SIGTERM),
+// then shuts down gracefully.
+func runCommand(ctx context.Context, args []string, stderr io.Writer) int {
+	f, err := parseRunFlags(args, stderr)
+	if err != nil {
+		return 2
+	}
+	log, err := newLogger(stderr, f.logFormat, f.logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "moongate: %v\n", err)
+		return 2
+	}
+	cfg, err := config.Load(f.config)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if f.listen != "" {
+		cfg.Listen = f.listen
+	}
+	if err := serve(ctx, cfg, log); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// serve starts the services and the server for cfg and runs them until ctx
+// is cancelled.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	m := metrics.New()
+	services, err := startServices(cfg, log, m)
+	if err != nil {
+		return err
+	}
+	defer closeServices(services)
+	gw := make(map[string]gateway.Service, len(services))
+	for path, s := range services {
+		gw[path] = s
+	}
+	srv, err := gateway.New(cfg, gw, log, m)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("moongate started", "listen", ln.Addr().String(), "config", cfg.File)
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("shutdown incomplete", "err", err)
+	}
+	<-served
+	log.Info("stopped")
+	return nil
+}
+
+// startServices starts the Lua service of every endpoint.
+func startServices(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (map[string]*scripting.Service, error) {
+	services := make(map[string]*scripting.Service, len(cfg.Endpoints))
+	for _, ep := range cfg.Endpoints {
+		s, err := scripting.New(ep, log, m.Endpoint(ep.Path))
+		if err != nil {
+			closeServices(services)
+			return nil, fmt.Errorf("endpoint %s: %w", ep.Path, err)
+		}
+		services[ep.Path] = s
+	}
+	return services, nil
+}
+
+func closeServices(services map[string]*scripting.Service) {
+	for _, s := range services {
+		s.Close()
+	}
+}
+
+// newLogger returns a slog logger writing to w in format at level.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log-level: %q is not debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("-log-format: %q is not text or json", format)
+}

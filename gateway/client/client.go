@@ -1,0 +1,250 @@
+// Package client is one WebSocket client of the gateway: who it is (id,
+// request, attributes), its bounded send queue, and the goroutines that read
+// its messages and write its frames until the connection closes.
+package client
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/moongate/moongate/gateway/metrics"
+	"github.com/moongate/moongate/gateway/wsproto"
+)
+
+// OnFull says what Send does when a client's send queue is full.
+type OnFull int
+
+const (
+	// CloseSlow closes the client with 1008 (policy violation): a client
+	// that does not keep up is cut off and everyone else is unaffected.
+	CloseSlow OnFull = iota
+	// DropNew drops the message being sent and counts it; the client stays.
+	DropNew
+)
+
+// Options are a client's limits, taken from its endpoint's config.
+type Options struct {
+	SendQueue       int           // frames queued for writing, at most
+	OnFull          OnFull        // what a full queue does
+	MaxMessageBytes int64         // largest message read from the client
+	PingInterval    time.Duration // 0: no pings
+	IdleTimeout     time.Duration // close when nothing arrives for this long
+	WriteTimeout    time.Duration // longest one write to the socket may block
+	CloseTimeout    time.Duration // how long to wait for the peer's close reply
+}
+
+// withDefaults fills the zero fields of o.
+func (o Options) withDefaults() Options {
+	if o.SendQueue <= 0 {
+		o.SendQueue = 256
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = 64 << 10
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 60 * time.Second
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.CloseTimeout <= 0 {
+		o.CloseTimeout = 2 * time.Second
+	}
+	return o
+}
+
+// Request is what the client's upgrade request said.
+type Request struct {
+	Path       string
+	Query      url.Values
+	Header     http.Header
+	RemoteAddr string
+	Host       string
+}
+
+// Errors returned by Send.
+var (
+	// ErrClosed: the client is closing or closed; the frame was not queued.
+	ErrClosed = errors.New("client closed")
+	// ErrQueueFull: the send queue was full and the frame was dropped.
+	ErrQueueFull = errors.New("send queue full: message dropped")
+	// ErrSlowClient: the send queue was full and the client is being closed with 1008.
+	ErrSlowClient = errors.New("send queue full: client closed")
+)
+
+// Client is one connected (or connecting) WebSocket client. All its methods
+// are safe for concurrent use.
+type Client struct {
+	id      string
+	req     *Request
+	opts    Options
+	metrics *metrics.Endpoint
+
+	attrMu sync.Mutex
+	attrs  map[string]any
+
+	// Slot holds the service's own per-client value. The service sets it
+	// while handling Connect, before the client is served; it is read-only
+	// afterwards.
+	Slot any
+
+	queue   chan []byte   // data frames, bounded by Options.SendQueue
+	control chan []byte   // pongs, bounded; a pong that does not fit is dropped
+	closeCh chan struct{} // closed when a close is requested
+	closing atomic.Bool
+	close   closeState
+}
+
+// closeState is the close requested for a client: set once, by whoever asks first.
+type closeState struct {
+	once sync.Once
+	closeRequest
+	frame []byte // nil when nothing is to be written
+}
+
+// closeRequest says how a client is to be closed.
+type closeRequest struct {
+	code   ws.StatusCode
+	reason string
+	drain  bool // write what is queued before the close frame
+	echo   bool // answering the peer's close: the handshake is complete once written
+	silent bool // the connection is gone: write nothing
+}
+
+// New returns a client for the upgrade request req, not yet connected.
+func New(req *Request, opts Options, m *metrics.Endpoint) *Client {
+	opts = opts.withDefaults()
+	if m == nil {
+		m = metrics.Discard()
+	}
+	return &Client{
+		id:      NewID(),
+		req:     req,
+		opts:    opts,
+		metrics: m,
+		queue:   make(chan []byte, opts.SendQueue),
+		control: make(chan []byte, 4),
+		closeCh: make(chan struct{}),
+	}
+}
+
+// ID returns the client's id, unique in this process.
+func (c *Client) ID() string { return c.id }
+
+// Request returns what the client's upgrade request said.
+func (c *Client) Request() *Request { return c.req }
+
+// Attr returns the attribute stored under key.
+func (c *Client) Attr(key string) (any, bool) {
+	c.attrMu.Lock()
+	defer c.attrMu.Unlock()
+	v, ok := c.attrs[key]
+	return v, ok
+}
+
+// SetAttr stores v under key; a nil v removes the attribute.
+func (c *Client) SetAttr(key string, v any) {
+	c.attrMu.Lock()
+	defer c.attrMu.Unlock()
+	if v == nil {
+		delete(c.attrs, key)
+		return
+	}
+	if c.attrs == nil {
+		c.attrs = make(map[string]any)
+	}
+	c.attrs[key] = v
+}
+
+// Send queues an encoded frame (see wsproto.Frame) for writing. It never
+// blocks: when the queue is full it applies the client's OnFull policy.
+// The frame must not be modified afterwards; the same frame may be queued
+// to many clients.
+func (c *Client) Send(frame []byte) error {
+	if c.closing.Load() {
+		return ErrClosed
+	}
+	select {
+	case c.queue <- frame:
+		return nil
+	default:
+	}
+	if c.opts.OnFull == DropNew {
+		c.metrics.QueueDrops.Inc()
+		return ErrQueueFull
+	}
+	c.metrics.SlowCloses.Inc()
+	c.closeWith(closeRequest{code: ws.StatusPolicyViolation, reason: "send queue full"})
+	return ErrSlowClient
+}
+
+// SendText queues a text message.
+func (c *Client) SendText(s string) error { return c.Send(wsproto.FrameString(ws.OpText, s)) }
+
+// Close starts the close handshake with code and reason. What is already
+// queued is discarded; use Shutdown to deliver it first.
+func (c *Client) Close(code ws.StatusCode, reason string) {
+	c.closeWith(closeRequest{code: code, reason: reason})
+}
+
+// Shutdown closes the client with 1001 (going away) after writing what is
+// already queued.
+func (c *Client) Shutdown() {
+	c.closeWith(closeRequest{code: ws.StatusGoingAway, reason: "server shutting down", drain: true})
+}
+
+// Closing reports whether a close has been requested.
+func (c *Client) Closing() bool { return c.closing.Load() }
+
+// closeWith records the first close requested and wakes the writer.
+func (c *Client) closeWith(r closeRequest) {
+	c.close.once.Do(func() {
+		c.close.closeRequest = r
+		switch {
+		case r.silent:
+		case r.code == ws.StatusNoStatusRcvd:
+			c.close.frame = wsproto.CloseFrame(0, "")
+		default:
+			c.close.frame = wsproto.CloseFrame(r.code, r.reason)
+		}
+		c.closing.Store(true)
+		close(c.closeCh)
+	})
+}
+
+var (
+	idPrefix  = newIDPrefix()
+	idCounter atomic.Uint64
+)
+
+func newIDPrefix() string {
+	var b [3]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "000000"
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// NewID returns a new client id: a per-process random prefix and a counter.
+func NewID() string {
+	return idPrefix + "-" + strconv.FormatUint(idCounter.Add(1), 36)
+}
+
+// Attrs returns a copy of every attribute.
+func (c *Client) Attrs() map[string]any {
+	c.attrMu.Lock()
+	defer c.attrMu.Unlock()
+	out := make(map[string]any, len(c.attrs))
+	for k, v := range c.attrs {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,83 @@
+// Package config loads Moongate's YAML config strictly: an unknown field, a
+// value of the wrong type, a missing script or a duplicate path is reported
+// as `file:line: field: message`, all problems at once, and nothing is ever
+// silently defaulted because of a typo.
+package config
+
+import (
+	"runtime"
+	"time"
+)
+
+// Defaults of the config fields, as documented in docs/config.md.
+const (
+	DefaultListen          = "127.0.0.1:8080"
+	DefaultShutdownTimeout = 10 * time.Second
+	DefaultMaxMessageBytes = 64 << 10
+	DefaultSendQueue       = 256
+	DefaultOnFull          = OnFullClose
+	DefaultPingInterval    = 30 * time.Second
+	DefaultIdleTimeout     = 60 * time.Second
+	DefaultBudget          = 250 * time.Millisecond
+	DefaultInbox           = 1024
+)
+
+// Config is a whole config file.
+type Config struct {
+	File            string        // the path it was loaded from
+	Listen          string        // host:port to serve on
+	ShutdownTimeout time.Duration // how long a graceful shutdown may take
+	Endpoints       []Endpoint    // WebSocket endpoints, at least one
+	Static          []Static      // folders served over plain HTTP
+}
+
+// Endpoint maps a URL path to the Lua script that implements its service,
+// with the limits of its clients.
+type Endpoint struct {
+	Line            int            // where the endpoint is in the file
+	Path            string         // URL path, e.g. "/echo"
+	Script          string         // the script's path, resolved against the config file's folder
+	States          int            // Lua states running the script
+	MaxMessageBytes int64          // largest message a client may send; larger closes with 1009
+	SendQueue       int            // messages queued per client
+	OnFull          OnFull         // what a full send queue does
+	PingInterval    time.Duration  // keepalive ping period; 0 turns pings off
+	IdleTimeout     time.Duration  // close a client that sends nothing for this long
+	Origins         []string       // allowed Origin values; empty: same-origin and non-browser clients
+	Budget          time.Duration  // how long one Lua handler call may run
+	Inbox           int            // events queued per Lua state
+	Options         map[string]any // free-form settings handed to the script as `options`
+}
+
+// OnFull says what happens when a client's send queue is full.
+type OnFull string
+
+// The on_full policies.
+const (
+	OnFullClose OnFull = "close" // close the slow client with 1008
+	OnFullDrop  OnFull = "drop"  // drop the message and count it
+)
+
+// Static serves the files of a folder under a URL prefix.
+type Static struct {
+	Line   int
+	Prefix string // URL prefix, e.g. "/" or "/chat/"
+	Dir    string // the folder, resolved against the config file's folder
+}
+
+// AutoStates is what `states: auto` resolves to: one state per core.
+func AutoStates() int { return runtime.NumCPU() }
+
+func defaultEndpoint() Endpoint {
+	return Endpoint{
+		States:          AutoStates(),
+		MaxMessageBytes: DefaultMaxMessageBytes,
+		SendQueue:       DefaultSendQueue,
+		OnFull:          DefaultOnFull,
+		PingInterval:    DefaultPingInterval,
+		IdleTimeout:     DefaultIdleTimeout,
+		Budget:          DefaultBudget,
+		Inbox:           DefaultInbox,
+		Options:         map[string]any{},
+	}
+}

@@ -1,0 +1,75 @@
+package gateway
+
+import (
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// handshakeError is why an upgrade request is refused, as an HTTP response.
+type handshakeError struct {
+	status int
+	reason string
+	header http.Header
+}
+
+// checkHandshake validates the parts of an opening handshake that RFC 6455
+// section 4.2.1 requires, before the service sees the request.
+func checkHandshake(r *http.Request) *handshakeError {
+	switch {
+	case r.Method != http.MethodGet:
+		return &handshakeError{http.StatusMethodNotAllowed, "WebSocket upgrade needs GET", http.Header{"Allow": {"GET"}}}
+	case !headerHasToken(r.Header, "Upgrade", "websocket"):
+		return &handshakeError{http.StatusUpgradeRequired, "this is a WebSocket endpoint: send Upgrade: websocket",
+			http.Header{"Upgrade": {"websocket"}, "Connection": {"Upgrade"}}}
+	case !headerHasToken(r.Header, "Connection", "upgrade"):
+		return &handshakeError{http.StatusBadRequest, "missing Connection: Upgrade", nil}
+	case !validKey(r.Header.Get("Sec-WebSocket-Key")):
+		return &handshakeError{http.StatusBadRequest, "missing or malformed Sec-WebSocket-Key", nil}
+	case r.Header.Get("Sec-WebSocket-Version") != "13":
+		return &handshakeError{http.StatusUpgradeRequired, "unsupported WebSocket version; this server speaks 13",
+			http.Header{"Sec-WebSocket-Version": {"13"}}}
+	}
+	return nil
+}
+
+// validKey reports whether key is the base64 encoding of 16 bytes.
+func validKey(key string) bool {
+	if len(key) != 24 {
+		return false
+	}
+	b, err := base64.StdEncoding.DecodeString(key)
+	return err == nil && len(b) == 16
+}
+
+// headerHasToken reports whether the comma-separated header name contains token.
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// originAllowed applies an endpoint's origin allow-list. With an empty list
+// only same-origin browsers and clients that send no Origin are let in.
+func originAllowed(r *http.Request, allowed []string) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	if len(allowed) == 0 {
+		u, err := url.Parse(origin)
+		return err == nil && strings.EqualFold(u.Host, r.Host)
+	}
+	for _, a := range allowed {
+		if a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), origin) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,102 @@
+package hub
+
+import (
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/moongate/moongate/gateway/client"
+)
+
+func newClients(h *Hub, n int) []*client.Client {
+	out := make([]*client.Client, n)
+	for i := range out {
+		out[i] = client.New(&client.Request{}, client.Options{SendQueue: 4}, nil)
+		h.Add(out[i])
+	}
+	return out
+}
+
+func ids(cs []*client.Client) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.ID()
+	}
+	return out
+}
+
+func TestMembershipAndOrder(t *testing.T) {
+	h := New()
+	cs := newClients(h, 3)
+	for _, i := range []int{2, 0, 1} {
+		if !h.Join("lobby", cs[i]) {
+			t.Fatalf("client %d: first join reported false", i)
+		}
+	}
+	if h.Join("lobby", cs[0]) {
+		t.Error("second join reported true")
+	}
+	h.Join("side", cs[0])
+	if got, want := ids(h.Members("lobby")), ids([]*client.Client{cs[2], cs[0], cs[1]}); !slices.Equal(got, want) {
+		t.Errorf("members %v, want join order %v", got, want)
+	}
+	if got := h.Rooms(); !slices.Equal(got, []RoomInfo{{"lobby", 3}, {"side", 1}}) {
+		t.Errorf("rooms %v", got)
+	}
+	if got := h.RoomsOf(cs[0]); !slices.Equal(got, []string{"lobby", "side"}) {
+		t.Errorf("rooms of client 0: %v", got)
+	}
+	if !h.Leave("side", cs[0]) || h.Leave("side", cs[0]) || h.Count("side") != 0 || len(h.Rooms()) != 1 {
+		t.Error("leaving the last member should remove the room, once")
+	}
+	if left := h.Remove(cs[1]); !slices.Equal(left, []string{"lobby"}) || h.Client(cs[1].ID()) != nil || h.IsMember("lobby", cs[1]) {
+		t.Errorf("remove: left %v", left)
+	}
+	if h.Join("lobby", cs[1]) {
+		t.Error("a removed client joined a room")
+	}
+}
+
+func TestBroadcastSkipsExceptAndFullQueues(t *testing.T) {
+	h := New()
+	cs := newClients(h, 3)
+	for _, c := range cs {
+		h.Join("r", c)
+	}
+	frame := []byte{0x81, 0}
+	if n := h.Broadcast("r", frame, cs[0]); n != 2 {
+		t.Errorf("delivered to %d, want 2 (all but the sender)", n)
+	}
+	for range 3 { // fills cs[1] and cs[2]'s queues of 4 (one frame already queued)
+		h.Broadcast("r", frame, cs[0])
+	}
+	if n := h.Broadcast("r", frame, cs[0]); n != 0 {
+		t.Errorf("delivered to %d clients whose queues are full", n)
+	}
+	if !cs[1].Closing() || cs[0].Closing() {
+		t.Error("the full queues should close their clients (1008), and only theirs")
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	h := New()
+	cs := newClients(h, 50)
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			room := []string{"a", "b"}[i%2]
+			for range 100 {
+				h.Join(room, c)
+				h.Broadcast(room, []byte{0x81, 0}, c)
+				h.Members(room)
+				h.Leave(room, c)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(h.Rooms()) != 0 {
+		t.Errorf("rooms left over: %v", h.Rooms())
+	}
+}

@@ -1,0 +1,218 @@
+// Package gateway is Moongate's core: it serves the endpoints of a config,
+// upgrades requests to WebSocket, runs each connection, and hands the
+// clients' events to the endpoint's Service. It knows nothing about Lua.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/moongate/moongate/gateway/client"
+	"github.com/moongate/moongate/gateway/config"
+	"github.com/moongate/moongate/gateway/metrics"
+	"github.com/moongate/moongate/gateway/wsproto"
+)
+
+// Server serves one config's endpoints and static folders.
+type Server struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	http    *http.Server
+	ctx     context.Context // cancelled when shutdown starts
+	cancel  context.CancelFunc
+
+	mu       sync.Mutex
+	closing  bool
+	live     map[*client.Client]net.Conn
+	handlers sync.WaitGroup
+}
+
+// endpoint is one configured WebSocket path and the service behind it.
+type endpoint struct {
+	server  *Server
+	cfg     config.Endpoint
+	service Service
+	metrics *metrics.Endpoint
+	opts    client.Options
+}
+
+// New returns a server for cfg; services maps each endpoint path to the
+// service that implements it.
+func New(cfg *config.Config, services map[string]Service, log *slog.Logger, m *metrics.Metrics) (*Server, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{cfg: cfg, log: log, metrics: m, ctx: ctx, cancel: cancel, live: make(map[*client.Client]net.Conn)}
+	mux := http.NewServeMux()
+	for _, ec := range cfg.Endpoints {
+		svc := services[ec.Path]
+		if svc == nil {
+			cancel()
+			return nil, fmt.Errorf("endpoint %s: no service", ec.Path)
+		}
+		mux.Handle(ec.Path, s.newEndpoint(ec, svc))
+	}
+	for _, st := range cfg.Static {
+		prefix := strings.TrimSuffix(st.Prefix, "/") + "/"
+		mux.Handle(prefix, http.StripPrefix(prefix, http.FileServer(http.Dir(st.Dir))))
+	}
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("/metrics", m.Handler())
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+func (s *Server) newEndpoint(ec config.Endpoint, svc Service) *endpoint {
+	onFull := client.CloseSlow
+	if ec.OnFull == config.OnFullDrop {
+		onFull = client.DropNew
+	}
+	return &endpoint{
+		server:  s,
+		cfg:     ec,
+		service: svc,
+		metrics: s.metrics.Endpoint(ec.Path),
+		opts: client.Options{
+			SendQueue:       ec.SendQueue,
+			OnFull:          onFull,
+			MaxMessageBytes: ec.MaxMessageBytes,
+			PingInterval:    ec.PingInterval,
+			IdleTimeout:     ec.IdleTimeout,
+		},
+	}
+}
+
+// Handler returns the server's HTTP handler (endpoints, static files,
+// /healthz and /metrics).
+func (s *Server) Handler() http.Handler { return s.http.Handler }
+
+// Serve accepts connections on ln until Shutdown. It returns
+// http.ErrServerClosed after a shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	for _, ec := range s.cfg.Endpoints {
+		s.log.Info("serving endpoint", "endpoint", ec.Path, "script", ec.Script, "states", ec.States,
+			"url", "ws://"+ln.Addr().String()+ec.Path)
+	}
+	for _, st := range s.cfg.Static {
+		s.log.Info("serving files", "prefix", st.Prefix, "dir", st.Dir, "url", "http://"+ln.Addr().String()+st.Prefix)
+	}
+	return s.http.Serve(ln)
+}
+
+// Shutdown stops accepting, closes every client with 1001 after its queue
+// drains, and waits for their connections to end and the services to be
+// told. When ctx expires first, the remaining connections are cut.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	s.cancel() // every client: Shutdown (1001, drain)
+	err := s.http.Shutdown(ctx)
+	done := make(chan struct{})
+	go func() {
+		s.handlers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.cutAll()
+		<-done
+		err = errors.Join(err, fmt.Errorf("shutdown: connections cut after deadline: %w", ctx.Err()))
+	}
+	return err
+}
+
+// cutAll closes every live connection at once.
+func (s *Server) cutAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, nc := range s.live {
+		nc.Close()
+	}
+}
+
+// track registers a live connection, unless shutdown has begun.
+func (s *Server) track(c *client.Client, nc net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.live[c] = nc
+	s.handlers.Add(1)
+	return true
+}
+
+func (s *Server) untrack(c *client.Client) {
+	s.mu.Lock()
+	delete(s.live, c)
+	s.mu.Unlock()
+	s.handlers.Done()
+}
+
+// ServeHTTP runs one upgrade request: handshake checks, origin, the
+// service's Connect, the upgrade, then the connection until it closes.
+func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := e.server
+	if he := checkHandshake(r); he != nil {
+		e.refuse(w, "handshake", he.status, he.reason, he.header)
+		return
+	}
+	if !originAllowed(r, e.cfg.Origins) {
+		e.refuse(w, "origin", http.StatusForbidden, "origin not allowed", nil)
+		return
+	}
+	c := client.New(&client.Request{Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header,
+		RemoteAddr: r.RemoteAddr, Host: r.Host}, e.opts, e.metrics)
+	if err := e.service.Connect(r.Context(), c); err != nil {
+		e.refuseService(w, c, err)
+		return
+	}
+	nc, rw, _, err := ws.HTTPUpgrader{Timeout: 10 * time.Second}.Upgrade(r, w)
+	if err != nil {
+		s.log.Info("upgrade failed", "endpoint", e.cfg.Path, "client", c.ID(), "err", err)
+		e.service.Closed(c, client.Closed{Code: ws.StatusAbnormalClosure, Reason: "upgrade failed"})
+		return
+	}
+	if !s.track(c, nc) {
+		nc.Write(wsproto.CloseFrame(ws.StatusGoingAway, "server shutting down"))
+		nc.Close()
+		e.service.Closed(c, client.Closed{Code: ws.StatusGoingAway, Reason: "server shutting down"})
+		return
+	}
+	defer s.untrack(c)
+	e.metrics.Connections.Inc()
+	defer e.metrics.Connections.Dec()
+	how := c.Serve(s.ctx, nc, rw.Reader, func(m wsproto.Message) { e.service.Message(s.ctx, c, m) })
+	e.service.Closed(c, how)
+}
+
+func (e *endpoint) refuse(w http.ResponseWriter, label string, status int, reason string, h http.Header) {
+	e.metrics.Refused(label)
+	for k, v := range h {
+		w.Header()[k] = v
+	}
+	http.Error(w, reason, status)
+}
+
+func (e *endpoint) refuseService(w http.ResponseWriter, c *client.Client, err error) {
+	var ref *Refusal
+	if errors.As(err, &ref) {
+		e.refuse(w, "service", ref.Status, ref.Reason, nil)
+		return
+	}
+	e.server.log.Error("connect failed", "endpoint", e.cfg.Path, "client", c.ID(), "err", err)
+	e.refuse(w, "error", http.StatusInternalServerError, "internal error", nil)
+}

@@ -1,0 +1,248 @@
+package wsproto
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+)
+
+// Message is one complete data message from a client.
+type Message struct {
+	// Op is ws.OpText or ws.OpBinary.
+	Op ws.OpCode
+	// Data is the unmasked payload. It is only valid until the next call to
+	// Reader.Next: copy it to keep it.
+	Data []byte
+}
+
+// CloseError ends a connection with a close code. It is either the peer's
+// own close frame (Remote is true) or a violation found in what the peer sent.
+type CloseError struct {
+	Code   ws.StatusCode
+	Reason string
+	Remote bool
+}
+
+func (e *CloseError) Error() string {
+	if e.Remote {
+		return fmt.Sprintf("peer closed: %d %s", e.Code, e.Reason)
+	}
+	return fmt.Sprintf("close %d: %s", e.Code, e.Reason)
+}
+
+func protocolError(format string, args ...any) *CloseError {
+	return &CloseError{Code: ws.StatusProtocolError, Reason: fmt.Sprintf(format, args...)}
+}
+
+// readChunk bounds how much of a payload is read (and validated) at a time,
+// so memory grows with the bytes that actually arrive, not the declared length.
+const readChunk = 32 << 10
+
+// keepBuffer is the largest message buffer kept between messages; a larger
+// one is released once its message has been handed out.
+const keepBuffer = 64 << 10
+
+// Reader reads messages from a client, answering nothing itself: control
+// frames are handed to OnPing and OnPong, and a close frame ends reading
+// with a *CloseError. A Reader is used by one goroutine.
+type Reader struct {
+	src io.Reader
+	max int64
+
+	// OnPing is called with the payload of each ping (valid during the call).
+	OnPing func(payload []byte)
+	// OnPong is called with the payload of each pong (valid during the call).
+	OnPong func(payload []byte)
+	// BeforeFrame, when set, is called before each frame header is read
+	// (a connection uses it to push its idle deadline forward).
+	BeforeFrame func()
+
+	hdr       [ws.MaxHeaderSize]byte
+	ctrl      [MaxControlPayload]byte
+	buf       []byte
+	op        ws.OpCode
+	inMessage bool
+	text      utf8Validator
+}
+
+// NewReader returns a Reader of messages of at most maxMessage bytes from src.
+func NewReader(src io.Reader, maxMessage int64) *Reader {
+	return &Reader{src: src, max: maxMessage}
+}
+
+// SetMaxMessage changes the message size limit for messages not yet started.
+func (r *Reader) SetMaxMessage(n int64) { r.max = n }
+
+// Next returns the next complete data message. It returns a *CloseError when
+// the peer closed or broke the protocol, and the transport's error otherwise.
+func (r *Reader) Next() (Message, error) {
+	if cap(r.buf) > keepBuffer {
+		r.buf = nil
+	}
+	for {
+		h, err := r.readHeader()
+		if err != nil {
+			return Message{}, err
+		}
+		if h.OpCode.IsControl() {
+			if err := r.control(h); err != nil {
+				return Message{}, err
+			}
+			continue
+		}
+		if err := r.startData(h); err != nil {
+			return Message{}, err
+		}
+		if err := r.readData(h); err != nil {
+			r.buf, r.inMessage = nil, false
+			return Message{}, err
+		}
+		if !h.Fin {
+			r.inMessage = true
+			continue
+		}
+		r.inMessage = false
+		if r.op == ws.OpText && !r.text.complete() {
+			return Message{}, &CloseError{Code: ws.StatusInvalidFramePayloadData, Reason: "invalid UTF-8 in text message"}
+		}
+		return Message{Op: r.op, Data: r.buf}, nil
+	}
+}
+
+// readHeader reads one frame header and checks what applies to every frame.
+func (r *Reader) readHeader() (ws.Header, error) {
+	if r.BeforeFrame != nil {
+		r.BeforeFrame()
+	}
+	h, err := ws.ReadHeaderBuffer(r.src, r.hdr[:])
+	switch {
+	case errors.Is(err, ws.ErrHeaderLengthMSB), errors.Is(err, ws.ErrHeaderLengthUnexpected):
+		return h, protocolError("invalid payload length")
+	case err != nil:
+		return h, err
+	case h.Rsv != 0:
+		return h, protocolError("reserved bits set without a negotiated extension")
+	case h.OpCode.IsReserved():
+		return h, protocolError("reserved opcode %d", h.OpCode)
+	case !h.Masked:
+		return h, protocolError("client frame is not masked")
+	}
+	return h, nil
+}
+
+// control handles a ping, pong or close frame.
+func (r *Reader) control(h ws.Header) error {
+	if !h.Fin {
+		return protocolError("fragmented control frame")
+	}
+	if h.Length > MaxControlPayload {
+		return protocolError("control frame payload over 125 bytes")
+	}
+	p := r.ctrl[:h.Length]
+	if _, err := io.ReadFull(r.src, p); err != nil {
+		return err
+	}
+	ws.Cipher(p, h.Mask, 0)
+	switch h.OpCode {
+	case ws.OpPing:
+		if r.OnPing != nil {
+			r.OnPing(p)
+		}
+	case ws.OpPong:
+		if r.OnPong != nil {
+			r.OnPong(p)
+		}
+	case ws.OpClose:
+		return parseClose(p)
+	}
+	return nil
+}
+
+// parseClose turns a peer's close payload into the CloseError that ends
+// reading, or into a violation when the payload itself is wrong.
+func parseClose(p []byte) error {
+	switch {
+	case len(p) == 0:
+		return &CloseError{Code: ws.StatusNoStatusRcvd, Remote: true}
+	case len(p) == 1:
+		return protocolError("close payload of 1 byte")
+	}
+	code := ws.StatusCode(binary.BigEndian.Uint16(p))
+	if !ValidCloseCode(code) {
+		return protocolError("invalid close code %d", code)
+	}
+	reason := p[2:]
+	if !utf8.Valid(reason) {
+		return &CloseError{Code: ws.StatusInvalidFramePayloadData, Reason: "invalid UTF-8 in close reason"}
+	}
+	return &CloseError{Code: code, Reason: string(reason), Remote: true}
+}
+
+// ValidCloseCode reports whether a peer may send code in a close frame:
+// the codes RFC 6455 and the IANA registry define for use on the wire, and
+// the ranges 3000-4999 left to libraries and applications.
+func ValidCloseCode(code ws.StatusCode) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	case code >= 3000 && code <= 4999:
+		return true
+	}
+	return false
+}
+
+// startData checks a data frame's place in the message sequence.
+func (r *Reader) startData(h ws.Header) error {
+	if h.OpCode == ws.OpContinuation {
+		if !r.inMessage {
+			return protocolError("continuation frame without a message to continue")
+		}
+		return nil
+	}
+	if r.inMessage {
+		return protocolError("new message started before the previous one finished")
+	}
+	r.op = h.OpCode
+	r.buf = r.buf[:0]
+	r.text.reset()
+	return nil
+}
+
+// readData appends a data frame's payload to the message, checking the size
+// limit before reading and UTF-8 as each chunk arrives.
+func (r *Reader) readData(h ws.Header) error {
+	if int64(len(r.buf))+h.Length > r.max {
+		return &CloseError{Code: ws.StatusMessageTooBig, Reason: fmt.Sprintf("message over %d bytes", r.max)}
+	}
+	maskOffset := 0
+	for remaining := int(h.Length); remaining > 0; {
+		n := min(remaining, readChunk)
+		start := len(r.buf)
+		r.buf = grow(r.buf, n)
+		chunk := r.buf[start : start+n]
+		if _, err := io.ReadFull(r.src, chunk); err != nil {
+			return err
+		}
+		ws.Cipher(chunk, h.Mask, maskOffset)
+		maskOffset += n
+		remaining -= n
+		if r.op == ws.OpText && !r.text.write(chunk) {
+			return &CloseError{Code: ws.StatusInvalidFramePayloadData, Reason: "invalid UTF-8 in text message"}
+		}
+	}
+	return nil
+}
+
+// grow extends b's length by n, reallocating when the capacity is short.
+func grow(b []byte, n int) []byte {
+	if len(b)+n <= cap(b) {
+		return b[:len(b)+n]
+	}
+	nb := make([]byte, len(b)+n, max(2*cap(b), len(b)+n, 512))
+	copy(nb, b)
+	return nb
+}

@@ -1,0 +1,107 @@
+package scripting
+
+import (
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/moongate/moongate/scripting/luaval"
+	lua "github.com/yuin/gopher-lua"
+)
+
+// installAPI gives the state every module scripts can use. The modules are
+// globals: client methods (on the client values handlers receive), rooms,
+// clients, timer, json, log, clock, options and service.
+func (st *state) installAPI() {
+	st.openClient()
+	st.openRooms()
+	st.openTimer()
+	luaval.OpenJSON(st.L)
+	st.openLog()
+	st.openClock()
+	st.openService()
+}
+
+// setModule installs a global table of functions.
+func (st *state) setModule(name string, funcs map[string]lua.LGFunction) *lua.LTable {
+	t := st.L.NewTable()
+	st.L.SetFuncs(t, funcs)
+	st.L.SetGlobal(name, t)
+	return t
+}
+
+// openLog installs `log` (debug, info, warn, error) and routes print to it.
+func (st *state) openLog() {
+	levels := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo,
+		"warn": slog.LevelWarn, "error": slog.LevelError}
+	funcs := make(map[string]lua.LGFunction, len(levels))
+	for name, level := range levels {
+		funcs[name] = func(L *lua.LState) int {
+			st.logAt(L, level, L.CheckString(1), L.OptTable(2, nil))
+			return 0
+		}
+	}
+	st.setModule("log", funcs)
+	st.L.SetGlobal("print", st.L.NewFunction(func(L *lua.LState) int {
+		parts := make([]string, L.GetTop())
+		for i := range parts {
+			parts[i] = L.ToStringMeta(L.Get(i + 1)).String()
+		}
+		st.logAt(L, slog.LevelInfo, strings.Join(parts, "\t"), nil)
+		return 0
+	}))
+}
+
+// logAt writes a script's log line with its position and optional fields.
+func (st *state) logAt(L *lua.LState, level slog.Level, msg string, fields *lua.LTable) {
+	attrs := []any{"state", st.index, "at", strings.TrimSuffix(L.Where(1), ":")}
+	if fields != nil {
+		fields.ForEach(func(k, v lua.LValue) {
+			attrs = append(attrs, k.String(), luaToLog(v))
+		})
+	}
+	st.svc.log.Log(st.svc.ctx, level, msg, attrs...)
+}
+
+// luaToLog converts a Lua value to something slog prints well.
+func luaToLog(v lua.LValue) any {
+	if g, err := luaval.ToGo(v); err == nil {
+		return g
+	}
+	return v.String()
+}
+
+// openClock installs `clock`: now (Unix seconds), millis (Unix milliseconds)
+// and mono (seconds on a monotonic clock, for measuring intervals).
+func (st *state) openClock() {
+	origin := time.Now()
+	st.setModule("clock", map[string]lua.LGFunction{
+		"now": func(L *lua.LState) int {
+			L.Push(lua.LNumber(float64(time.Now().UnixMicro()) / 1e6))
+			return 1
+		},
+		"millis": func(L *lua.LState) int {
+			L.Push(lua.LNumber(time.Now().UnixMilli()))
+			return 1
+		},
+		"mono": func(L *lua.LState) int {
+			L.Push(lua.LNumber(time.Since(origin).Seconds()))
+			return 1
+		},
+	})
+}
+
+// openService installs `options` (the endpoint's options, as a table) and
+// `service` (path, state index from 1, number of states).
+func (st *state) openService() {
+	opts, err := luaval.FromGo(st.L, map[string]any(st.svc.ep.Options))
+	if err != nil || st.svc.ep.Options == nil {
+		opts = st.L.NewTable()
+	}
+	st.L.SetGlobal("options", opts)
+	svc := st.L.NewTable()
+	svc.RawSetString("path", lua.LString(st.svc.ep.Path))
+	svc.RawSetString("state", lua.LNumber(st.index+1))
+	svc.RawSetString("states", lua.LNumber(max(st.svc.ep.States, 1)))
+	st.L.SetGlobal("service", svc)
+}

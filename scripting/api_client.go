@@ -1,0 +1,250 @@
+package scripting
+
+import (
+	"net/textproto"
+	"strings"
+
+	"github.com/gobwas/ws"
+	"github.com/moongate/moongate/gateway/client"
+	"github.com/moongate/moongate/gateway/wsproto"
+	"github.com/moongate/moongate/scripting/luaval"
+	lua "github.com/yuin/gopher-lua"
+)
+
+const clientTypeName = "moongate.client"
+
+// openClient registers the client type: fields id, path, remote, host, and
+// methods send, close, get, set, attrs, query, header, rooms. It also
+// installs the `clients` module (get, count).
+func (st *state) openClient() {
+	methods := st.L.NewTable()
+	st.L.SetFuncs(methods, map[string]lua.LGFunction{
+		"send":   clientSend,
+		"close":  clientClose,
+		"get":    clientGet,
+		"set":    clientSet,
+		"attrs":  clientAttrs,
+		"query":  clientQuery,
+		"header": clientHeader,
+		"rooms":  st.clientRooms,
+	})
+	mt := st.L.NewTypeMetatable(clientTypeName)
+	mt.RawSetString("__index", st.L.NewFunction(func(L *lua.LState) int {
+		c, key := checkClient(L, 1), L.CheckString(2)
+		if m := methods.RawGetString(key); m != lua.LNil {
+			L.Push(m)
+			return 1
+		}
+		L.Push(clientField(c, key))
+		return 1
+	}))
+	mt.RawSetString("__eq", st.L.NewFunction(func(L *lua.LState) int {
+		L.Push(lua.LBool(checkClient(L, 1) == checkClient(L, 2)))
+		return 1
+	}))
+	mt.RawSetString("__tostring", st.L.NewFunction(func(L *lua.LState) int {
+		L.Push(lua.LString("client " + checkClient(L, 1).ID()))
+		return 1
+	}))
+	st.setModule("clients", map[string]lua.LGFunction{
+		"get": func(L *lua.LState) int {
+			if c := st.svc.hub.Client(L.CheckString(1)); c != nil {
+				L.Push(st.clientValue(c))
+				return 1
+			}
+			L.Push(lua.LNil)
+			return 1
+		},
+		"count": func(L *lua.LState) int {
+			L.Push(lua.LNumber(st.svc.hub.ClientCount()))
+			return 1
+		},
+	})
+}
+
+// clientField returns the read-only field key of c.
+func clientField(c *client.Client, key string) lua.LValue {
+	req := c.Request()
+	switch key {
+	case "id":
+		return lua.LString(c.ID())
+	case "path":
+		return lua.LString(req.Path)
+	case "remote":
+		return lua.LString(req.RemoteAddr)
+	case "host":
+		return lua.LString(req.Host)
+	}
+	return lua.LNil
+}
+
+// clientValue returns the Lua value for c; the values of clients pinned to
+// this state are made once and kept until the client closes.
+func (st *state) clientValue(c *client.Client) lua.LValue {
+	if ud := st.clients[c]; ud != nil {
+		return ud
+	}
+	ud := st.L.NewUserData()
+	ud.Value = c
+	ud.Metatable = st.L.GetTypeMetatable(clientTypeName)
+	if c.Slot == st {
+		st.clients[c] = ud
+	}
+	return ud
+}
+
+// checkClient returns the client at stack index n or raises an argument error.
+func checkClient(L *lua.LState, n int) *client.Client {
+	if ud, ok := L.Get(n).(*lua.LUserData); ok {
+		if c, ok := ud.Value.(*client.Client); ok {
+			return c
+		}
+	}
+	L.ArgError(n, "client expected")
+	return nil
+}
+
+// optClient returns the client at stack index n, or nil when it is nil.
+func optClient(L *lua.LState, n int) *client.Client {
+	if L.Get(n) == lua.LNil {
+		return nil
+	}
+	return checkClient(L, n)
+}
+
+// messageKind reads an optional "text" / "binary" argument.
+func messageKind(L *lua.LState, n int) ws.OpCode {
+	switch kind := L.OptString(n, "text"); kind {
+	case "text":
+		return ws.OpText
+	case "binary":
+		return ws.OpBinary
+	default:
+		L.ArgError(n, `kind must be "text" or "binary"`)
+		return 0
+	}
+}
+
+// pushSendResult pushes true, or false and the reason the frame was not queued.
+func pushSendResult(L *lua.LState, err error) int {
+	if err != nil {
+		L.Push(lua.LFalse)
+		L.Push(lua.LString(err.Error()))
+		return 2
+	}
+	L.Push(lua.LTrue)
+	return 1
+}
+
+// client:send(data [, kind]) -> true | false, reason
+func clientSend(L *lua.LState) int {
+	c := checkClient(L, 1)
+	data := L.CheckString(2)
+	return pushSendResult(L, c.Send(wsproto.FrameString(messageKind(L, 3), data)))
+}
+
+// client:close([code [, reason]])
+func clientClose(L *lua.LState) int {
+	c := checkClient(L, 1)
+	code := ws.StatusCode(L.OptInt(2, int(ws.StatusNormalClosure)))
+	if !wsproto.ValidCloseCode(code) {
+		L.ArgError(2, "close code must be 1000-1003, 1007-1014 or 3000-4999")
+	}
+	c.Close(code, L.OptString(3, ""))
+	return 0
+}
+
+// client:get(key) -> value
+func clientGet(L *lua.LState) int {
+	c := checkClient(L, 1)
+	v, _ := c.Attr(L.CheckString(2))
+	lv, err := luaval.FromGo(L, v)
+	if err != nil {
+		L.RaiseError("client:get: %v", err)
+	}
+	L.Push(lv)
+	return 1
+}
+
+// client:set(key, value); a nil value removes the attribute.
+func clientSet(L *lua.LState) int {
+	c := checkClient(L, 1)
+	key := L.CheckString(2)
+	v, err := luaval.ToGo(L.Get(3))
+	if err != nil {
+		L.ArgError(3, err.Error())
+	}
+	c.SetAttr(key, v)
+	return 0
+}
+
+// client:attrs() -> table of every attribute
+func clientAttrs(L *lua.LState) int {
+	c := checkClient(L, 1)
+	lv, err := luaval.FromGo(L, c.Attrs())
+	if err != nil {
+		L.RaiseError("client:attrs: %v", err)
+	}
+	L.Push(lv)
+	return 1
+}
+
+// client:query(name) -> the first value of a query parameter, or nil
+func clientQuery(L *lua.LState) int {
+	c := checkClient(L, 1)
+	pushOptString(L, c.Request().Query, L.CheckString(2))
+	return 1
+}
+
+// client:header(name) -> the first value of a request header, or nil
+func clientHeader(L *lua.LState) int {
+	c := checkClient(L, 1)
+	pushOptString(L, c.Request().Header, textproto.CanonicalMIMEHeaderKey(L.CheckString(2)))
+	return 1
+}
+
+func pushOptString(L *lua.LState, values map[string][]string, key string) {
+	if v, ok := values[key]; ok && len(v) > 0 {
+		L.Push(lua.LString(v[0]))
+		return
+	}
+	L.Push(lua.LNil)
+}
+
+// client:rooms() -> the names of the rooms the client is in
+func (st *state) clientRooms(L *lua.LState) int {
+	c := checkClient(L, 1)
+	L.Push(stringList(L, st.svc.hub.RoomsOf(c)))
+	return 1
+}
+
+// stringList returns a Lua array (marked as a JSON array) of strings.
+func stringList(L *lua.LState, items []string) *lua.LTable {
+	t := L.CreateTable(len(items), 0)
+	for _, s := range items {
+		t.Append(lua.LString(s))
+	}
+	return luaval.Array(L, t)
+}
+
+// requestTable describes c's upgrade request to the connect handler:
+// path, query (name -> first value), headers (lower-case name -> first
+// value), remote and host.
+func (st *state) requestTable(c *client.Client) *lua.LTable {
+	req := c.Request()
+	t := st.L.NewTable()
+	t.RawSetString("path", lua.LString(req.Path))
+	t.RawSetString("remote", lua.LString(req.RemoteAddr))
+	t.RawSetString("host", lua.LString(req.Host))
+	q := st.L.NewTable()
+	for k, v := range req.Query {
+		q.RawSetString(k, lua.LString(v[0]))
+	}
+	t.RawSetString("query", q)
+	h := st.L.NewTable()
+	for k, v := range req.Header {
+		h.RawSetString(strings.ToLower(k), lua.LString(v[0]))
+	}
+	t.RawSetString("headers", h)
+	return t
+}

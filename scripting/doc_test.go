@@ -1,0 +1,225 @@
+package scripting
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/moongate/moongate/gateway"
+	"github.com/moongate/moongate/gateway/config"
+	"github.com/moongate/moongate/gateway/metrics"
+)
+
+// TestLuaAPIDocExamples runs every example of docs/lua-api.md against a real
+// gateway and plays the transcript that follows it.
+func TestLuaAPIDocExamples(t *testing.T) {
+	doc, err := os.ReadFile("../docs/lua-api.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	examples := docExamples(string(doc))
+	if len(examples) < 9 {
+		t.Fatalf("found %d examples with transcripts in docs/lua-api.md", len(examples))
+	}
+	for _, ex := range examples {
+		t.Run(ex.section, func(t *testing.T) {
+			playTranscript(t, ex)
+		})
+	}
+}
+
+// docExample is a script from the docs and the transcript that tests it.
+type docExample struct {
+	section    string
+	script     string
+	transcript []string
+}
+
+var fence = regexp.MustCompile("(?s)```lua\n(.*?)```\\s*```transcript\n(.*?)```")
+
+// docExamples finds each lua block directly followed by a transcript block.
+func docExamples(doc string) []docExample {
+	var out []docExample
+	for _, m := range fence.FindAllStringSubmatchIndex(doc, -1) {
+		heading := strings.LastIndex(doc[:m[0]], "\n## ")
+		section := strings.TrimSpace(strings.SplitN(doc[heading+4:], "\n", 2)[0])
+		out = append(out, docExample{
+			section:    section,
+			script:     doc[m[2]:m[3]],
+			transcript: strings.Split(strings.TrimSpace(doc[m[4]:m[5]]), "\n"),
+		})
+	}
+	return out
+}
+
+// serveScript runs script at /ws in two states behind a real listener and
+// returns the server's address.
+func serveScript(t *testing.T, script string, options map[string]any) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "example.lua")
+	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ep := config.Endpoint{Path: "/ws", Script: path, States: 2, MaxMessageBytes: 1 << 20, SendQueue: 64,
+		OnFull: config.OnFullClose, IdleTimeout: time.Minute, Budget: time.Second, Inbox: 64, Options: options}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	m := metrics.New()
+	svc, err := New(ep, log, m.Endpoint(ep.Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := gateway.New(&config.Config{Endpoints: []config.Endpoint{ep}}, map[string]gateway.Service{"/ws": svc}, log, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		svc.Close()
+	})
+	return ln.Addr().String()
+}
+
+// transcriptLine matches "a> text", "a< text", "a<~ re", "a<binary text",
+// "a<close code reason" and "a<= name".
+var transcriptLine = regexp.MustCompile(`^(\w+)(>|<~|<binary|<close|<=|<) ?(.*)$`)
+
+func playTranscript(t *testing.T, ex docExample) {
+	var options map[string]any
+	lines := ex.transcript
+	if len(lines) > 0 && strings.HasPrefix(lines[0], "options ") {
+		if err := json.Unmarshal([]byte(strings.TrimPrefix(lines[0], "options ")), &options); err != nil {
+			t.Fatal(err)
+		}
+		lines = lines[1:]
+	}
+	addr := serveScript(t, ex.script, options)
+	conns := map[string]*websocket.Conn{}
+	vars := map[string]string{}
+	for _, line := range lines {
+		fields := strings.Fields(line)
+		switch fields[0] {
+		case "connect":
+			conns[fields[1]] = dialScript(t, addr, fields[2:])
+			continue
+		case "refused":
+			expectRefusal(t, addr, fields[2], fields[3], strings.Join(fields[4:], " "))
+			continue
+		}
+		m := transcriptLine.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("bad transcript line %q", line)
+		}
+		c := conns[m[1]]
+		if c == nil {
+			t.Fatalf("%q: client %s is not connected", line, m[1])
+		}
+		playLine(t, c, m[2], expand(m[3], vars), vars, line)
+	}
+}
+
+// playLine performs one send or expectation of a transcript.
+func playLine(t *testing.T, c *websocket.Conn, op, arg string, vars map[string]string, line string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if op == ">" {
+		if err := c.Write(ctx, websocket.MessageText, []byte(arg)); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		return
+	}
+	typ, data, err := c.Read(ctx)
+	if op == "<close" {
+		want := fmt.Sprintf("%d %s", websocket.CloseStatus(err), closeReason(err))
+		if strings.TrimSpace(want) != arg {
+			t.Fatalf("%q: connection ended with %v", line, err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("%q: %v", line, err)
+	}
+	got := string(data)
+	switch op {
+	case "<":
+		if typ != websocket.MessageText || got != arg {
+			t.Fatalf("%q: got %v %q", line, typ, got)
+		}
+	case "<binary":
+		want, _ := strconv.Unquote(`"` + arg + `"`)
+		if typ != websocket.MessageBinary || got != want {
+			t.Fatalf("%q: got %v %q", line, typ, got)
+		}
+	case "<~":
+		if !regexp.MustCompile("^" + arg + "$").MatchString(got) {
+			t.Fatalf("%q: got %q", line, got)
+		}
+	case "<=":
+		vars[arg] = got
+	}
+}
+
+func closeReason(err error) string {
+	var ce websocket.CloseError
+	if errors.As(err, &ce) {
+		return ce.Reason
+	}
+	return ""
+}
+
+// expand replaces {name} with a value kept by "<=".
+func expand(s string, vars map[string]string) string {
+	for k, v := range vars {
+		s = strings.ReplaceAll(s, "{"+k+"}", v)
+	}
+	return s
+}
+
+func dialScript(t *testing.T, addr string, query []string) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws"+strings.Join(query, ""), nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+func expectRefusal(t *testing.T, addr, query, status, reason string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, "ws://"+addr+"/ws"+query, nil)
+	if err == nil {
+		c.CloseNow()
+		t.Fatalf("connect %s: accepted, want refusal %s", query, status)
+	}
+	if resp == nil {
+		t.Fatalf("connect %s: %v", query, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if strconv.Itoa(resp.StatusCode) != status || strings.TrimSpace(string(body)) != reason {
+		t.Fatalf("connect %s: got %d %q, want %s %q", query, resp.StatusCode, body, status, reason)
+	}
+}

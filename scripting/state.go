@@ -1,0 +1,290 @@
+package scripting
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/moongate/moongate/gateway/client"
+	"github.com/prometheus/client_golang/prometheus"
+	lua "github.com/yuin/gopher-lua"
+)
+
+type eventKind uint8
+
+const (
+	evStart eventKind = iota
+	evConnect
+	evMessage
+	evClose
+	evTimer
+)
+
+var eventNames = [...]string{evStart: "start", evConnect: "connect", evMessage: "message", evClose: "close", evTimer: "timer"}
+
+// event is one thing for a state to do. It travels by value through the inbox.
+type event struct {
+	kind  eventKind
+	c     *client.Client
+	data  string
+	op    ws.OpCode
+	how   client.Closed
+	timer int64
+	reply chan error // evStart and evConnect: the outcome
+}
+
+// state is one Lua state running the script, and the goroutine that owns it.
+type state struct {
+	svc   *Service
+	index int
+	L     *lua.LState
+	inbox chan event
+
+	handlers  map[eventKind]*lua.LFunction
+	durations [len(eventNames)]prometheus.Observer
+	clients   map[*client.Client]*lua.LUserData // userdata of the clients pinned here
+	timers    timers
+
+	// Budget enforcement: started is when the running handler began (0 when
+	// idle); the watchdog cancels runCtx when a handler runs too long.
+	started   atomic.Int64
+	runMu     sync.Mutex
+	runCancel context.CancelFunc
+}
+
+// newState creates a sandboxed Lua state with the API installed, runs the
+// script's top level in it, and takes the handlers from the table it returns.
+func newState(s *Service, index int, proto *lua.FunctionProto) (*state, error) {
+	st := &state{
+		svc:     s,
+		index:   index,
+		L:       newSandboxedState(),
+		inbox:   make(chan event, max(s.ep.Inbox, 1)),
+		clients: make(map[*client.Client]*lua.LUserData),
+	}
+	st.timers.init()
+	for k, name := range eventNames {
+		st.durations[k] = s.metrics.Handler(name)
+	}
+	st.resetContext()
+	st.installAPI()
+	if err := st.load(proto); err != nil {
+		st.L.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// load runs the compiled script and keeps the handlers it returns. The
+// watchdog does not watch a state yet, so the top level gets a deadline of
+// its own, the same as a handler's budget.
+func (st *state) load(proto *lua.FunctionProto) error {
+	fn := st.L.NewFunctionFromProto(proto)
+	ctx, cancel := context.WithTimeout(context.Background(), st.svc.budget())
+	defer cancel()
+	st.L.SetContext(ctx)
+	if err := st.protectedCall(fn, 1); err != nil {
+		return err
+	}
+	st.resetContext()
+	ret := st.L.Get(-1)
+	st.L.Pop(1)
+	tbl, ok := ret.(*lua.LTable)
+	if !ok {
+		return &ScriptError{Script: st.svc.ep.Script, Msg: fmt.Sprintf("the script must return a table of handlers, got %s", ret.Type())}
+	}
+	st.handlers = make(map[eventKind]*lua.LFunction)
+	for k, name := range eventNames {
+		if k == int(evTimer) {
+			continue
+		}
+		switch v := tbl.RawGetString(name).(type) {
+		case *lua.LFunction:
+			st.handlers[eventKind(k)] = v
+		case *lua.LNilType:
+		default:
+			return &ScriptError{Script: st.svc.ep.Script, Msg: fmt.Sprintf("handler %q must be a function, got %s", name, v.Type())}
+		}
+	}
+	return nil
+}
+
+// run is the state's goroutine: it handles events until the service stops,
+// then handles what is left in the inbox and closes the state.
+func (st *state) run() {
+	defer st.svc.wg.Done()
+	for {
+		select {
+		case ev := <-st.inbox:
+			st.handle(ev)
+		case <-st.svc.ctx.Done():
+			st.drain()
+			st.timers.stopAll()
+			st.L.Close()
+			return
+		}
+	}
+}
+
+// drain handles the events already queued.
+func (st *state) drain() {
+	for {
+		select {
+		case ev := <-st.inbox:
+			st.handle(ev)
+		default:
+			return
+		}
+	}
+}
+
+// callSync queues ev and waits for its outcome.
+func (st *state) callSync(ev event) error {
+	ev.reply = make(chan error, 1)
+	select {
+	case st.inbox <- ev:
+	case <-st.svc.ctx.Done():
+		return context.Canceled
+	}
+	return <-ev.reply
+}
+
+// handle runs the handler for one event.
+func (st *state) handle(ev event) {
+	switch ev.kind {
+	case evStart:
+		ev.reply <- st.callHandler(ev, 0)
+	case evConnect:
+		ev.reply <- st.connect(ev)
+	case evMessage:
+		kind := lua.LString("text")
+		if ev.op == ws.OpBinary {
+			kind = "binary"
+		}
+		st.callHandler(ev, 0, st.clientValue(ev.c), lua.LString(ev.data), kind)
+	case evClose:
+		st.callHandler(ev, 0, st.clientValue(ev.c), lua.LNumber(ev.how.Code), lua.LString(ev.how.Reason))
+		st.forget(ev.c)
+	case evTimer:
+		st.fireTimer(ev.timer)
+	}
+}
+
+// connect runs the connect handler, which accepts by returning nothing (or
+// true) and refuses with `return false, status, reason`.
+func (st *state) connect(ev event) error {
+	fn := st.handlers[evConnect]
+	if fn == nil {
+		return nil
+	}
+	if err := st.callHandler(ev, 3, st.clientValue(ev.c), st.requestTable(ev.c)); err != nil {
+		st.forget(ev.c)
+		return refusal(http.StatusInternalServerError, "internal error")
+	}
+	ok, status, reason := st.L.Get(-3), st.L.Get(-2), st.L.Get(-1)
+	st.L.Pop(3)
+	if ok == lua.LNil || lua.LVAsBool(ok) {
+		return nil
+	}
+	st.forget(ev.c)
+	code, _ := status.(lua.LNumber)
+	return refusal(int(code), lua.LVAsString(reason))
+}
+
+// forget drops what the service holds for a client that is gone.
+func (st *state) forget(c *client.Client) {
+	st.svc.hub.Remove(c)
+	delete(st.clients, c)
+}
+
+// callHandler calls the script's handler for ev (if it has one) with args,
+// leaving nret results on the stack. Errors are logged and counted.
+func (st *state) callHandler(ev event, nret int, args ...lua.LValue) error {
+	return st.invoke(ev.kind, ev.c, st.handlers[ev.kind], nret, args...)
+}
+
+// invoke calls fn as a handler of the given kind, about client c (or nil),
+// timing it and logging and counting its error. A nil fn returns nret nils.
+func (st *state) invoke(kind eventKind, c *client.Client, fn *lua.LFunction, nret int, args ...lua.LValue) error {
+	if fn == nil {
+		for range nret {
+			st.L.Push(lua.LNil)
+		}
+		return nil
+	}
+	begin := time.Now()
+	err := st.protectedCall(fn, nret, args...)
+	st.durations[kind].Observe(time.Since(begin).Seconds())
+	if err != nil {
+		st.report(eventNames[kind], c, err)
+	}
+	return err
+}
+
+// protectedCall calls fn under the budget, converting any error (a raised
+// error, a budget overrun) to a *ScriptError.
+func (st *state) protectedCall(fn *lua.LFunction, nret int, args ...lua.LValue) error {
+	st.started.Store(time.Now().UnixNano())
+	err := st.L.CallByParam(lua.P{Fn: fn, NRet: nret, Protect: true}, args...)
+	st.started.Store(0)
+	if st.L.Context().Err() != nil {
+		st.resetContext()
+		if err != nil {
+			se := runtimeError(st.svc.ep.Script, err)
+			se.Msg = fmt.Sprintf("handler stopped: it ran past its budget of %s", st.svc.budget())
+			return se
+		}
+	}
+	if err != nil {
+		return runtimeError(st.svc.ep.Script, err)
+	}
+	return nil
+}
+
+// report logs and counts a script error.
+func (st *state) report(handler string, c *client.Client, err error) {
+	st.svc.metrics.ScriptErrors.Inc()
+	attrs := []any{"handler", handler, "state", st.index, "err", err.Error()}
+	if c != nil {
+		attrs = append(attrs, "client", c.ID())
+	}
+	st.svc.log.Error("script error", attrs...)
+}
+
+// resetContext gives the state a fresh context for the next handler.
+func (st *state) resetContext() {
+	ctx, cancel := context.WithCancel(context.Background())
+	st.runMu.Lock()
+	if st.runCancel != nil {
+		st.runCancel()
+	}
+	st.runCancel = cancel
+	st.runMu.Unlock()
+	st.L.SetContext(ctx)
+}
+
+// interruptIfOver cancels the running handler if it started more than
+// budget before now. It is called by the watchdog goroutine.
+func (st *state) interruptIfOver(now time.Time, budget time.Duration) {
+	started := st.started.Load()
+	if started == 0 || now.UnixNano()-started < int64(budget) {
+		return
+	}
+	st.runMu.Lock()
+	defer st.runMu.Unlock()
+	if st.started.Load() == started {
+		st.runCancel()
+	}
+}
+
+// budget returns the endpoint's handler budget.
+func (s *Service) budget() time.Duration {
+	if s.ep.Budget <= 0 {
+		return 250 * time.Millisecond
+	}
+	return s.ep.Budget
+}
