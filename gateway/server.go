@@ -107,6 +107,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	for _, st := range s.cfg.Static {
 		s.log.Info("serving files", "prefix", st.Prefix, "dir", st.Dir, "url", "http://"+ln.Addr().String()+st.Prefix)
 	}
+	s.log.Info("moongate started", "listen", ln.Addr().String(), "config", s.cfg.File)
 	return s.http.Serve(ln)
 }
 

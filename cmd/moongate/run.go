@@ -92,7 +92,6 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("moongate started", "listen", ln.Addr().String(), "config", cfg.File)
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve: %w", err)

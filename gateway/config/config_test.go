@@ -154,3 +154,20 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// TestDocumentedExampleIsValid parses the complete example of docs/config.md.
+func TestDocumentedExampleIsValid(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/config.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(doc), "```yaml\n")
+	example, _, _ := strings.Cut(rest, "```")
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "scripts"), 0o755)
+	os.Mkdir(filepath.Join(dir, "www"), 0o755)
+	os.WriteFile(filepath.Join(dir, "scripts", "echo.lua"), []byte("return {}"), 0o644)
+	if _, err := Parse(filepath.Join(dir, "c.yaml"), []byte(example)); err != nil {
+		t.Errorf("the documented example does not load:\n%v", err)
+	}
+}
