@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/moongate/moongate/gateway/auth"
 	"github.com/moongate/moongate/gateway/client"
 	"github.com/moongate/moongate/gateway/config"
 	"github.com/moongate/moongate/gateway/metrics"
@@ -43,6 +44,7 @@ type endpoint struct {
 	service Service
 	metrics *metrics.Endpoint
 	opts    client.Options
+	auth    *auth.Verifier // nil: no sign-in
 }
 
 // New returns a server for cfg; services maps each endpoint path to the
@@ -57,7 +59,12 @@ func New(cfg *config.Config, services map[string]Service, log *slog.Logger, m *m
 			cancel()
 			return nil, fmt.Errorf("endpoint %s: no service", ec.Path)
 		}
-		mux.Handle(ec.Path, s.newEndpoint(ec, svc))
+		e, err := s.newEndpoint(ec, svc)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		mux.Handle(ec.Path, e)
 	}
 	for _, st := range cfg.Static {
 		prefix := strings.TrimSuffix(st.Prefix, "/") + "/"
@@ -73,12 +80,25 @@ func New(cfg *config.Config, services map[string]Service, log *slog.Logger, m *m
 	return s, nil
 }
 
-func (s *Server) newEndpoint(ec config.Endpoint, svc Service) *endpoint {
+func (s *Server) newEndpoint(ec config.Endpoint, svc Service) (*endpoint, error) {
 	onFull := client.CloseSlow
 	if ec.OnFull == config.OnFullDrop {
 		onFull = client.DropNew
 	}
+	var verifier *auth.Verifier
+	if ec.Auth != nil {
+		v, err := auth.NewVerifier(ec.Auth)
+		if err != nil {
+			return nil, fmt.Errorf("endpoint %s: %w", ec.Path, err)
+		}
+		if !v.Enabled() {
+			s.log.Warn("sign-in disabled: the token secret is not set; only guests can connect",
+				"endpoint", ec.Path, "secret_env", ec.Auth.SecretEnv)
+		}
+		verifier = v
+	}
 	return &endpoint{
+		auth:    verifier,
 		server:  s,
 		cfg:     ec,
 		service: svc,
@@ -90,7 +110,7 @@ func (s *Server) newEndpoint(ec config.Endpoint, svc Service) *endpoint {
 			PingInterval:    ec.PingInterval,
 			IdleTimeout:     ec.IdleTimeout,
 		},
-	}
+	}, nil
 }
 
 // Handler returns the server's HTTP handler (endpoints, static files,
@@ -175,8 +195,16 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.refuse(w, "origin", http.StatusForbidden, "origin not allowed", nil)
 		return
 	}
+	var claims map[string]any
+	if e.auth != nil {
+		var err error
+		if claims, err = e.auth.Verify(r); err != nil {
+			e.refuse(w, "auth", http.StatusUnauthorized, err.Error(), http.Header{"Www-Authenticate": {"Bearer"}})
+			return
+		}
+	}
 	c := client.New(&client.Request{Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header,
-		RemoteAddr: r.RemoteAddr, Host: r.Host}, e.opts, e.metrics)
+		RemoteAddr: r.RemoteAddr, Host: r.Host, Claims: claims}, e.opts, e.metrics)
 	if err := e.service.Connect(r.Context(), c); err != nil {
 		e.refuseService(w, c, err)
 		return

@@ -5,17 +5,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moongate/moongate/gateway/config"
 	"github.com/moongate/moongate/scripting/luaval"
 	lua "github.com/yuin/gopher-lua"
 )
 
 // installAPI gives the state every module scripts can use. The modules are
 // globals: client methods (on the client values handlers receive), rooms,
-// clients, timer, json, log, clock, options and service.
+// clients, timer, store, json, log, clock, options and service.
 func (st *state) installAPI() {
 	st.openClient()
 	st.openRooms()
 	st.openTimer()
+	st.openStore()
 	luaval.OpenJSON(st.L)
 	st.openLog()
 	st.openClock()
@@ -92,7 +94,8 @@ func (st *state) openClock() {
 }
 
 // openService installs `options` (the endpoint's options, as a table) and
-// `service` (path, state index from 1, number of states).
+// `service` (path, state index from 1, number of states, and auth: "none",
+// "optional" or "required" sign-in).
 func (st *state) openService() {
 	opts, err := luaval.FromGo(st.L, map[string]any(st.svc.ep.Options))
 	if err != nil || st.svc.ep.Options == nil {
@@ -103,5 +106,17 @@ func (st *state) openService() {
 	svc.RawSetString("path", lua.LString(st.svc.ep.Path))
 	svc.RawSetString("state", lua.LNumber(st.index+1))
 	svc.RawSetString("states", lua.LNumber(max(st.svc.ep.States, 1)))
+	svc.RawSetString("auth", lua.LString(authMode(st.svc.ep.Auth)))
 	st.L.SetGlobal("service", svc)
+}
+
+// authMode names an endpoint's sign-in mode for scripts.
+func authMode(a *config.Auth) string {
+	switch {
+	case a == nil:
+		return "none"
+	case a.Required:
+		return "required"
+	}
+	return "optional"
 }

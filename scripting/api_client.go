@@ -13,7 +13,8 @@ import (
 
 const clientTypeName = "moongate.client"
 
-// openClient registers the client type: fields id, path, remote, host, and
+// openClient registers the client type: fields id, path, remote, host,
+// user (the token's sub) and claims (the token's claims), and
 // methods send, close, get, set, attrs, query, header, rooms. It also
 // installs the `clients` module (get, count).
 func (st *state) openClient() {
@@ -33,6 +34,10 @@ func (st *state) openClient() {
 		c, key := checkClient(L, 1), L.CheckString(2)
 		if m := methods.RawGetString(key); m != lua.LNil {
 			L.Push(m)
+			return 1
+		}
+		if key == "claims" {
+			L.Push(claimsValue(L, c))
 			return 1
 		}
 		L.Push(clientField(c, key))
@@ -74,8 +79,25 @@ func clientField(c *client.Client, key string) lua.LValue {
 		return lua.LString(req.RemoteAddr)
 	case "host":
 		return lua.LString(req.Host)
+	case "user":
+		if sub, ok := req.Claims["sub"].(string); ok {
+			return lua.LString(sub)
+		}
 	}
 	return lua.LNil
+}
+
+// claimsValue returns c's token claims as a table, or nil for a guest.
+func claimsValue(L *lua.LState, c *client.Client) lua.LValue {
+	claims := c.Request().Claims
+	if claims == nil {
+		return lua.LNil
+	}
+	v, err := luaval.FromGo(L, claims)
+	if err != nil {
+		L.RaiseError("client.claims: %v", err)
+	}
+	return v
 }
 
 // clientValue returns the Lua value for c; the values of clients pinned to

@@ -1,6 +1,9 @@
 package scripting
 
 import (
+	"github.com/gobwas/ws"
+	"github.com/moongate/moongate/gateway/client"
+	"github.com/moongate/moongate/gateway/hub"
 	"github.com/moongate/moongate/gateway/wsproto"
 	"github.com/moongate/moongate/scripting/luaval"
 	lua "github.com/yuin/gopher-lua"
@@ -10,12 +13,42 @@ import (
 const maxRoomName = 256
 
 // openRooms installs the `rooms` module. Rooms belong to the service and
-// span all its states: join, leave, has, members, count, list, broadcast.
+// span all its states: join, leave, has, members, count, list, broadcast,
+// and publish and history for rooms that keep recent messages.
 func (st *state) openRooms() {
 	h := st.svc.hub
 	st.setModule("rooms", map[string]lua.LGFunction{
 		"join": func(L *lua.LState) int {
-			L.Push(lua.LBool(h.Join(checkRoom(L, 1), checkClient(L, 2))))
+			room, c := checkRoom(L, 1), checkClient(L, 2)
+			if L.GetTop() < 3 {
+				L.Push(lua.LBool(h.Join(room, c)))
+				return 1
+			}
+			joined, hist := h.JoinWithHistory(room, c, historyCount(L, 3))
+			L.Push(lua.LBool(joined))
+			L.Push(stringList(L, hist))
+			return 2
+		},
+		"history": func(L *lua.LState) int {
+			L.Push(stringList(L, h.History(checkRoom(L, 1), historyCount(L, 2))))
+			return 1
+		},
+		"publish": func(L *lua.LState) int {
+			room, data := checkRoom(L, 1), L.CheckString(2)
+			opts := L.OptTable(3, L.NewTable())
+			var except *client.Client
+			if v := opts.RawGetString("except"); v != lua.LNil {
+				L.Push(v)
+				except = checkClient(L, L.GetTop())
+				L.Pop(1)
+			}
+			keep, _ := opts.RawGetString("history").(lua.LNumber)
+			op := ws.OpText
+			if opts.RawGetString("kind") == lua.LString("binary") {
+				op = ws.OpBinary
+			}
+			frame := wsproto.FrameString(op, data)
+			L.Push(lua.LNumber(h.Publish(room, frame, data, except, int(keep))))
 			return 1
 		},
 		"leave": func(L *lua.LState) int {
@@ -59,6 +92,15 @@ func (st *state) openRooms() {
 			return 1
 		},
 	})
+}
+
+// historyCount reads an optional number of history entries (default all).
+func historyCount(L *lua.LState, n int) int {
+	count := L.OptInt(n, hub.MaxHistory)
+	if count < 0 {
+		L.ArgError(n, "history count must not be negative")
+	}
+	return count
 }
 
 // checkRoom returns the room name at stack index n.

@@ -22,6 +22,7 @@ import (
 	"github.com/moongate/moongate/gateway/config"
 	"github.com/moongate/moongate/gateway/hub"
 	"github.com/moongate/moongate/gateway/metrics"
+	"github.com/moongate/moongate/gateway/store"
 	"github.com/moongate/moongate/gateway/wsproto"
 )
 
@@ -31,6 +32,7 @@ type Service struct {
 	log     *slog.Logger
 	metrics *metrics.Endpoint
 	hub     *hub.Hub
+	store   *store.Store
 	states  []*state
 	next    atomic.Uint32
 
@@ -54,7 +56,7 @@ func New(ep config.Endpoint, log *slog.Logger, m *metrics.Endpoint) (*Service, e
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
-		ep: ep, metrics: m, hub: hub.New(), ctx: ctx, cancel: cancel,
+		ep: ep, metrics: m, hub: hub.New(), store: store.New(0), ctx: ctx, cancel: cancel,
 		log: log.With("endpoint", ep.Path, "script", ep.Script),
 	}
 	for i := range max(ep.States, 1) {
@@ -67,8 +69,12 @@ func New(ep config.Endpoint, log *slog.Logger, m *metrics.Endpoint) (*Service, e
 		s.wg.Add(1)
 		go st.run()
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.watchBudgets()
+	go func() {
+		defer s.wg.Done()
+		s.store.SweepEvery(s.ctx, 10*time.Second)
+	}()
 	if err := s.states[0].callSync(event{kind: evStart}); err != nil {
 		s.Close()
 		return nil, err
@@ -178,7 +184,7 @@ func Check(ep config.Endpoint) error {
 	if err != nil {
 		return err
 	}
-	s := &Service{ep: ep, metrics: metrics.Discard(), hub: hub.New(), log: slog.New(slog.DiscardHandler)}
+	s := &Service{ep: ep, metrics: metrics.Discard(), hub: hub.New(), store: store.New(0), log: slog.New(slog.DiscardHandler)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	defer s.cancel()
 	st, err := newState(s, 0, proto)

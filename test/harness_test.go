@@ -87,8 +87,15 @@ func startGateway(t testing.TB, files map[string]string, extraArgs ...string) *g
 // args must include -log-format json.
 func startGatewayIn(t testing.TB, dir string, args ...string) *gatewayProc {
 	t.Helper()
+	return startGatewayEnv(t, dir, nil, args...)
+}
+
+// startGatewayEnv is startGatewayIn with extra environment variables.
+func startGatewayEnv(t testing.TB, dir string, env []string, args ...string) *gatewayProc {
+	t.Helper()
 	cmd := exec.Command(moongateBin, args...)
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@
 //
 //	moongate [run] [-config FILE] [-listen ADDR] [-log-format text|json] [-log-level LEVEL]
 //	moongate check [-config FILE]
+//	moongate token -sub ID [-name NAME] [-ttl 1h] [-secret-env VAR]
 package main
 
 import (
@@ -37,6 +38,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return runCommand(ctx, rest, stderr)
 	case "check":
 		return checkCommand(rest, stdout, stderr)
+	case "token":
+		return tokenCommand(rest, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -49,6 +52,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 const usage = `Usage:
   moongate [run] [flags]   serve the config (default: ` + defaultConfig + `)
   moongate check [flags]   validate the config and compile every script, then exit
+  moongate token [flags]   print a signed sign-in token (-sub alice -name Alice -ttl 1h)
   moongate help            show this help
 
 Run "moongate run -h" or "moongate check -h" for the flags of each command.

@@ -68,6 +68,9 @@ type Request struct {
 	Header     http.Header
 	RemoteAddr string
 	Host       string
+	// Claims are the claims of the client's verified sign-in token; nil
+	// for a guest.
+	Claims map[string]any
 }
 
 // Errors returned by Send.
@@ -248,3 +251,6 @@ func (c *Client) Attrs() map[string]any {
 	}
 	return out
 }
+
+// Queued returns how many frames wait in the send queue.
+func (c *Client) Queued() int { return len(c.queue) }

@@ -47,6 +47,18 @@ type Endpoint struct {
 	Budget          time.Duration  // how long one Lua handler call may run
 	Inbox           int            // events queued per Lua state
 	Options         map[string]any // free-form settings handed to the script as `options`
+	Auth            *Auth          // sign-in with tokens; nil: no sign-in, everyone is a guest
+}
+
+// DefaultSecretEnv is the environment variable that holds the token secret
+// when an endpoint's auth names none.
+const DefaultSecretEnv = "MOONGATE_JWT_SECRET"
+
+// Auth is how an endpoint signs clients in: an HS256 JWT, given as
+// ?token= or an Authorization: Bearer header, verified before the upgrade.
+type Auth struct {
+	SecretEnv string // environment variable holding the HMAC secret
+	Required  bool   // true: clients without a valid token are refused with 401
 }
 
 // OnFull says what happens when a client's send queue is full.

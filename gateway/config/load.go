@@ -166,6 +166,7 @@ func (d *decoder) endpoint(n *yaml.Node, path string) Endpoint {
 		"budget":            func(v *yaml.Node, f string) { ep.Budget = d.duration(v, f, msec, 60*sec) },
 		"inbox":             func(v *yaml.Node, f string) { ep.Inbox = int(d.integer(v, f, 1, 1_000_000)) },
 		"options":           func(v *yaml.Node, f string) { ep.Options = d.options(v, f) },
+		"auth":              func(v *yaml.Node, f string) { ep.Auth = d.auth(v, f) },
 	})
 	if n.Kind == yaml.MappingNode {
 		for _, required := range []string{"path", "script"} {
@@ -195,6 +196,16 @@ func (d *decoder) static(n *yaml.Node, path string) Static {
 		}
 	}
 	return st
+}
+
+// auth decodes an endpoint's `auth` mapping.
+func (d *decoder) auth(n *yaml.Node, path string) *Auth {
+	a := &Auth{SecretEnv: DefaultSecretEnv}
+	d.fields(n, path, map[string]func(*yaml.Node, string){
+		"secret_env": func(v *yaml.Node, f string) { a.SecretEnv = d.str(v, f, "the name of an environment variable") },
+		"required":   func(v *yaml.Node, f string) { a.Required = d.boolean(v, f) },
+	})
+	return a
 }
 
 // reservedPaths are served by the gateway itself.

@@ -55,6 +55,11 @@ func (d *decoder) str(n *yaml.Node, field, want string) string {
 	return s
 }
 
+func (d *decoder) boolean(n *yaml.Node, field string) bool {
+	s, _ := d.scalar(n, field, "true or false", "!!bool")
+	return s == "true"
+}
+
 func (d *decoder) hostPort(n *yaml.Node, field string) string {
 	s, ok := d.scalar(n, field, `an address like "127.0.0.1:8080"`, "!!str")
 	if !ok {

@@ -19,6 +19,7 @@ type Hub struct {
 	clients map[string]*member
 	rooms   map[string]map[*member]uint64 // member -> join sequence number
 	seq     uint64
+	history histories
 }
 
 // member is a client and the rooms it is in.
@@ -86,6 +87,10 @@ func (h *Hub) ClientCount() int {
 func (h *Hub) Join(room string, c *client.Client) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	return h.joinLocked(room, c)
+}
+
+func (h *Hub) joinLocked(room string, c *client.Client) bool {
 	m := h.clients[c.ID()]
 	if m == nil {
 		return false
@@ -201,6 +206,10 @@ func (h *Hub) RoomsOf(c *client.Client) []string {
 func (h *Hub) Broadcast(room string, frame []byte, except *client.Client) int {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
+	return h.broadcastLocked(room, frame, except)
+}
+
+func (h *Hub) broadcastLocked(room string, frame []byte, except *client.Client) int {
 	n := 0
 	for m := range h.rooms[room] {
 		if m.c != except && m.c.Send(frame) == nil {

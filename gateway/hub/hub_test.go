@@ -2,6 +2,7 @@ package hub
 
 import (
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -98,5 +99,61 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 	if len(h.Rooms()) != 0 {
 		t.Errorf("rooms left over: %v", h.Rooms())
+	}
+}
+
+func TestHistoryIsKeptBoundedAndAtomicWithJoin(t *testing.T) {
+	h := New()
+	cs := newClients(h, 2)
+	h.Join("r", cs[0])
+	for i := range 5 {
+		h.Publish("r", []byte{0x81, 0}, string(rune('a'+i)), nil, 3)
+	}
+	if got := h.History("r", -1); !slices.Equal(got, []string{"c", "d", "e"}) {
+		t.Errorf("history %v, want the last 3", got)
+	}
+	joined, hist := h.JoinWithHistory("r", cs[1], 2)
+	if !joined || !slices.Equal(hist, []string{"d", "e"}) {
+		t.Errorf("join with history: %v %v", joined, hist)
+	}
+	h.Remove(cs[0])
+	h.Remove(cs[1])
+	if got := h.History("r", -1); len(got) != 3 {
+		t.Errorf("history should outlive the room's members, got %v", got)
+	}
+}
+
+// TestJoinSeesEachPublishOnce races joins against publishes: every entry
+// must reach each joiner exactly once, in its history or in its queue.
+func TestJoinSeesEachPublishOnce(t *testing.T) {
+	h := New()
+	publisher := newClients(h, 1)[0]
+	h.Join("r", publisher)
+	joiners := make([]*client.Client, 20)
+	for i := range joiners {
+		joiners[i] = client.New(&client.Request{}, client.Options{SendQueue: 1000}, nil)
+		h.Add(joiners[i])
+	}
+	histories := make([][]string, len(joiners))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range 500 {
+			h.Publish("r", []byte{0x81, 0}, strconv.Itoa(i), publisher, 1000)
+		}
+	}()
+	for i, c := range joiners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, histories[i] = h.JoinWithHistory("r", c, -1)
+		}()
+	}
+	wg.Wait()
+	for i, c := range joiners {
+		if got := len(histories[i]) + c.Queued(); got != 500 {
+			t.Errorf("joiner %d: %d in history + %d live = %d, want 500", i, len(histories[i]), c.Queued(), got)
+		}
 	}
 }

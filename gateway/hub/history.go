@@ -1,0 +1,96 @@
+package hub
+
+import (
+	"sync"
+
+	"github.com/moongate/moongate/gateway/client"
+)
+
+// Limits of room history.
+const (
+	// MaxHistory is the most entries one room keeps.
+	MaxHistory = 1000
+	// MaxHistoryRooms is the most rooms that keep history. When it is
+	// reached, the history of a room without members is dropped to make
+	// room; when every such room has members, the new entry is not kept.
+	MaxHistoryRooms = 10000
+)
+
+// histories holds the recent entries published to each room. It outlives
+// membership: a room that empties keeps its history for the next joiner.
+type histories struct {
+	mu    sync.Mutex
+	rooms map[string][]string
+}
+
+// add appends entry to room's history, keeping the last keep entries.
+// isEmpty reports whether a room has no members (for eviction).
+func (hs *histories) add(room, entry string, keep int, isEmpty func(string) bool) {
+	keep = min(keep, MaxHistory)
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	if hs.rooms == nil {
+		hs.rooms = make(map[string][]string)
+	}
+	entries, ok := hs.rooms[room]
+	if !ok && len(hs.rooms) >= MaxHistoryRooms && !hs.evictOne(isEmpty) {
+		return
+	}
+	entries = append(entries, entry)
+	if len(entries) > keep {
+		n := copy(entries, entries[len(entries)-keep:])
+		clear(entries[n:])
+		entries = entries[:n]
+	}
+	hs.rooms[room] = entries
+}
+
+// evictOne drops the history of one room without members.
+func (hs *histories) evictOne(isEmpty func(string) bool) bool {
+	for name := range hs.rooms {
+		if isEmpty(name) {
+			delete(hs.rooms, name)
+			return true
+		}
+	}
+	return false
+}
+
+// last returns a copy of room's last n entries, oldest first.
+func (hs *histories) last(room string, n int) []string {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	entries := hs.rooms[room]
+	if n < 0 || n > len(entries) {
+		n = len(entries)
+	}
+	return append([]string(nil), entries[len(entries)-n:]...)
+}
+
+// Publish queues frame to every member of room except the client except,
+// and when keep > 0 also appends entry (the frame's payload) to the room's
+// history, keeping its last keep entries (at most MaxHistory). Because both
+// happen under the room lock, a client that joins with JoinWithHistory gets
+// each published entry exactly once: in its history or live.
+func (h *Hub) Publish(room string, frame []byte, entry string, except *client.Client, keep int) int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if keep > 0 {
+		h.history.add(room, entry, keep, func(name string) bool { return len(h.rooms[name]) == 0 })
+	}
+	return h.broadcastLocked(room, frame, except)
+}
+
+// JoinWithHistory puts c in room like Join and returns, taken at the same
+// instant, the room's last n history entries, oldest first.
+func (h *Hub) JoinWithHistory(room string, c *client.Client, n int) (bool, []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	joined := h.joinLocked(room, c)
+	return joined, h.history.last(room, n)
+}
+
+// History returns room's last n history entries (all when n < 0), oldest first.
+func (h *Hub) History(room string, n int) []string {
+	return h.history.last(room, n)
+}
