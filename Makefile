@@ -1,9 +1,13 @@
 # Moongate: `make test` runs every test; `make run` serves config.example.yaml.
 GO ?= go
 
-.PHONY: test vet fmt-check unit bench run build
+.PHONY: test vet fmt-check unit bench run build browser-deps
 
-test: fmt-check vet unit
+test: fmt-check vet browser-deps unit
+
+# The browser tests drive Debian's Chromium; install it when missing and possible.
+browser-deps:
+	@bash .ci/ensure-chromium
 
 build:
 	$(GO) build ./...

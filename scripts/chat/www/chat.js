@@ -90,6 +90,7 @@ const handlers = {
     save();
   },
   joined(m) {
+    refreshRoomsSoon();
     const c = convo(m.room);
     c.members = m.members;
     for (const h of m.history) addLine(c, h);
@@ -98,6 +99,7 @@ const handlers = {
     save();
   },
   presence(m) {
+    refreshRoomsSoon();
     const c = convo(m.room);
     if (m.event === "join" && !c.members.includes(m.nick)) c.members.push(m.nick);
     if (m.event === "leave") c.members = c.members.filter((n) => n !== m.nick);
@@ -116,6 +118,7 @@ const handlers = {
     render();
   },
   left(m) {
+    refreshRoomsSoon();
     chat.convos.delete(m.room);
     if (chat.current === m.room) chat.current = [...chat.convos.keys()][0] || null;
     render();
@@ -136,6 +139,13 @@ const handlers = {
     showError(m.message + (m.code ? ` (${m.code})` : ""));
   },
 };
+
+// refreshRoomsSoon asks for the room list once, shortly after a change.
+let roomsTimer = null;
+function refreshRoomsSoon() {
+  if (roomsTimer) return;
+  roomsTimer = setTimeout(() => { roomsTimer = null; send({ type: "rooms" }); }, 1000);
+}
 
 function handle(m) {
   const h = handlers[m.type];

@@ -1,0 +1,144 @@
+package test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// chromiumPath finds Debian's Chromium. Without it the browser tests skip,
+// except under CI=true, where they fail: CI must run them.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("no Chromium found: `make test` installs Debian's chromium (.ci/ensure-chromium)")
+	}
+	t.Skip("no Chromium found (run `make test` as root to install Debian's chromium); skipping the browser test")
+	return ""
+}
+
+// newBrowser starts a headless Chromium and returns a function that opens
+// a new tab (its own sessionStorage) in it.
+func newBrowser(t *testing.T) func() context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.WindowSize(1000, 700),
+	)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	browser, cancelBrowser := chromedp.NewContext(alloc)
+	t.Cleanup(cancelBrowser)
+	if err := chromedp.Do(browser); err != nil {
+		t.Fatalf("starting Chromium: %v", err)
+	}
+	return func() context.Context {
+		tab, cancel := chromedp.NewContext(browser)
+		t.Cleanup(cancel)
+		if err := chromedp.Do(tab); err != nil { // opens the tab; it lives as long as tab
+			t.Fatalf("opening a tab: %v", err)
+		}
+		return tab
+	}
+}
+
+// run runs browser actions with a deadline, failing the test on error.
+func run(t *testing.T, tab context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(tab, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// waitText waits until the element matched by sel contains text.
+func waitText(sel, text string) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](`(document.querySelector(`+jsString(sel)+`)?.textContent || "").includes(`+jsString(text)+`)`,
+		chromedp.WithPollingInterval(50*time.Millisecond))
+}
+
+// value runs an action that returns a value, failing the test on error.
+func value[T any](t *testing.T, tab context.Context, what string, action chromedp.Action[T]) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(tab, 20*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, action)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return v
+}
+
+func jsString(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+	return `"` + r.Replace(s) + `"`
+}
+
+func TestChatInTwoBrowserPages(t *testing.T) {
+	newTab := newBrowser(t)
+	www, _ := filepath.Abs("../scripts/chat/www")
+	files := chatFiles(t, 2, "")
+	files["config.yaml"] += "static:\n  - prefix: /\n    dir: " + www + "\n"
+	g := startGateway(t, files)
+	page := "http://" + g.addr + "/"
+
+	alice, bob := newTab(), newTab()
+	for _, p := range []struct {
+		tab  context.Context
+		nick string
+	}{{alice, "alice"}, {bob, "bob"}} {
+		run(t, p.tab, p.nick+" signs in",
+			chromedp.Navigate(page),
+			chromedp.WaitVisible(chromedp.ID("nick")),
+			chromedp.SendKeys(chromedp.ID("nick"), p.nick),
+			chromedp.Click(chromedp.ID("enter")),
+			waitText("#status", "online as "+p.nick),
+			waitText("#joined", "#lobby"),
+		)
+	}
+	run(t, alice, "alice sees bob in the member list", waitText("#members", "bob"))
+	run(t, alice, "alice says hello",
+		chromedp.SendKeys(chromedp.ID("text"), "hello bob\r"),
+		waitText("#messages", "hello bob"))
+	run(t, bob, "bob receives it", waitText("#messages", "hello bob"))
+
+	evil := `<script>window.pwned=1</script><b>bold</b>`
+	run(t, bob, "bob sends markup", chromedp.SendKeys(chromedp.ID("text"), evil+"\r"))
+	run(t, alice, "alice sees the markup as text", waitText("#messages", evil))
+	if !value(t, alice, "looking for elements made from a message",
+		chromedp.Evaluate[bool](`document.querySelectorAll("#messages b, #messages script").length === 0 && !window.pwned`)) {
+		t.Error("a message was rendered as HTML")
+	}
+
+	run(t, bob, "bob reloads, reconnects and sees the history",
+		chromedp.Reload(),
+		waitText("#status", "online as bob"),
+		waitText("#messages", "hello bob"),
+		waitText("#members", "alice"))
+	run(t, alice, "alice sees bob come back", waitText("#members", "bob"))
+
+	png := value(t, alice, "screenshot", chromedp.FullScreenshot(100))
+	os.MkdirAll("artifacts", 0o755)
+	if err := os.WriteFile("artifacts/chat.png", png, 0o644); err != nil {
+		t.Error(err)
+	}
+}
