@@ -136,9 +136,24 @@ func TestChatInTwoBrowserPages(t *testing.T) {
 		waitText("#members", "alice"))
 	run(t, alice, "alice sees bob come back", waitText("#members", "bob"))
 
-	png := value(t, alice, "screenshot", chromedp.FullScreenshot(100))
-	os.MkdirAll("artifacts", 0o755)
-	if err := os.WriteFile("artifacts/chat.png", png, 0o644); err != nil {
+	saveScreenshot(t, alice, "artifacts/chat.png")
+
+	// On a phone-width screen the message box stays usable and the side panels fold away.
+	run(t, bob, "phone width", chromedp.EmulateViewport(390, 800), waitText("#messages", "hello bob"))
+	if !value(t, bob, "phone layout", chromedp.Evaluate[bool](
+		`(() => { const r = document.getElementById("text").getBoundingClientRect();
+		  return r.width > 200 && r.right <= 390 && getComputedStyle(document.querySelector(".members")).display === "none"; })()`)) {
+		t.Error("the chat does not fit a phone-width screen")
+	}
+	saveScreenshot(t, bob, "artifacts/chat-phone.png")
+}
+
+// saveScreenshot keeps a PNG of the tab as a test artifact.
+func saveScreenshot(t *testing.T, tab context.Context, path string) {
+	t.Helper()
+	png := value(t, tab, "screenshot", chromedp.FullScreenshot(100))
+	os.MkdirAll(filepath.Dir(path), 0o755)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
 		t.Error(err)
 	}
 }

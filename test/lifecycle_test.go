@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -162,24 +163,29 @@ func TestDefaultConfigServesEcho(t *testing.T) {
 }
 
 // TestReadmeFirstService follows the README: write scripts/shout.lua, add it
-// to the config, and it serves.
+// under endpoints in config.example.yaml, and it serves next to the rest.
 func TestReadmeFirstService(t *testing.T) {
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	script := codeBlockAfter(t, string(readme), "scripts/shout.lua")
-	yaml := codeBlockAfter(t, string(readme), "Add it to `config.example.yaml`")
+	entry := codeBlockAfter(t, string(readme), "Add it to `config.example.yaml`")
 	example, _ := os.ReadFile("../config.example.yaml")
-	echo, _ := os.ReadFile("../scripts/echo.lua")
-	g := startGateway(t, map[string]string{
-		"scripts/shout.lua": script,
-		"scripts/echo.lua":  string(echo),
-		"config.yaml":       string(example) + yaml,
-	})
+	config := strings.Replace(string(example), "\nendpoints:\n", "\nendpoints:\n"+entry, 1)
+	dir := t.TempDir()
+	if err := os.CopyFS(filepath.Join(dir, "scripts"), os.DirFS("../scripts")); err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, dir, map[string]string{"scripts/shout.lua": script, "config.yaml": config})
+	g := startGatewayIn(t, dir, "run", "-config", "config.yaml", "-listen", "127.0.0.1:0", "-log-format", "json")
 	c := dial(t, g.url("/shout"))
 	if got := ask(t, c, "hello"); got != "HELLO" {
 		t.Errorf("shout: %q", got)
+	}
+	e := dial(t, g.url("/echo"))
+	if got := ask(t, e, "still here"); got != "still here" {
+		t.Errorf("echo next to shout: %q", got)
 	}
 }
 

@@ -228,6 +228,8 @@ func (d *decoder) checkPaths(cfg *Config) {
 		claim(ep.Path, ep.Line, fmt.Sprintf("endpoints[%d].path", i))
 	}
 	for i, st := range cfg.Static {
-		claim(strings.TrimSuffix(st.Prefix, "/")+"/", st.Line, fmt.Sprintf("static[%d].prefix", i))
+		if st.Prefix != "" {
+			claim(strings.TrimSuffix(st.Prefix, "/")+"/", st.Line, fmt.Sprintf("static[%d].prefix", i))
+		}
 	}
 }
