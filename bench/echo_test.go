@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"github.com/moongate/moongate/bench/baseline"
 	"github.com/moongate/moongate/gateway"
 	"github.com/moongate/moongate/gateway/config"
+	"github.com/moongate/moongate/gateway/gatewaytest"
 	"github.com/moongate/moongate/gateway/metrics"
 	"github.com/moongate/moongate/scripting"
 )
@@ -88,27 +88,16 @@ func roundTrips(b *testing.B, conns []net.Conn, msg []byte, n int) time.Duration
 // serveLuaEcho runs scripts/echo.lua in a gateway on a loopback port.
 func serveLuaEcho(b *testing.B, states int) string {
 	script, _ := filepath.Abs("../scripts/echo.lua")
-	ep := config.Endpoint{Path: "/echo", Script: script, States: states, MaxMessageBytes: 1 << 20,
-		SendQueue: 256, OnFull: config.OnFullClose, IdleTimeout: time.Minute, Budget: time.Second, Inbox: 1024}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ep := config.DefaultEndpoint("/echo", script)
+	ep.States, ep.MaxMessageBytes = states, 1<<20
 	m := metrics.New()
-	svc, err := scripting.New(ep, log, m.Endpoint(ep.Path))
+	svc, err := scripting.New(ep, slog.New(slog.DiscardHandler), m.Endpoint(ep.Path))
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := gateway.New(&config.Config{Endpoints: []config.Endpoint{ep}}, map[string]gateway.Service{ep.Path: svc}, log, m)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ln := listen(b)
-	go srv.Serve(ln)
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		svc.Close()
-	})
-	return ln.Addr().String() + ep.Path
+	b.Cleanup(svc.Close) // after the server's shutdown, registered next
+	srv := gatewaytest.Start(b, &config.Config{Endpoints: []config.Endpoint{ep}}, map[string]gateway.Service{ep.Path: svc}, m)
+	return srv.Addr + ep.Path
 }
 
 // serve runs h on a loopback port with net/http.

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -19,7 +18,7 @@ import (
 	"github.com/moongate/moongate/gateway"
 	"github.com/moongate/moongate/gateway/client"
 	"github.com/moongate/moongate/gateway/config"
-	"github.com/moongate/moongate/gateway/metrics"
+	"github.com/moongate/moongate/gateway/gatewaytest"
 	"github.com/moongate/moongate/gateway/wsproto"
 )
 
@@ -61,24 +60,14 @@ func (s *goEcho) endings() []client.Closed {
 // and the address.
 func startServer(t *testing.T, tune func(*config.Endpoint)) (*gateway.Server, *goEcho, string) {
 	t.Helper()
-	ep := config.Endpoint{Path: "/echo", States: 1, MaxMessageBytes: 1 << 16, SendQueue: 16,
-		OnFull: config.OnFullClose, IdleTimeout: time.Minute}
+	ep := config.DefaultEndpoint("/echo", "")
+	ep.SendQueue = 16
 	if tune != nil {
 		tune(&ep)
 	}
 	svc := &goEcho{closed: map[string]client.Closed{}}
-	srv, err := gateway.New(&config.Config{Endpoints: []config.Endpoint{ep}},
-		map[string]gateway.Service{"/echo": svc}, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { shutdown(srv, time.Second) })
-	return srv, svc, ln.Addr().String()
+	srv := gatewaytest.Start(t, &config.Config{Endpoints: []config.Endpoint{ep}}, map[string]gateway.Service{"/echo": svc}, nil)
+	return srv.Server, svc, srv.Addr
 }
 
 func shutdown(srv *gateway.Server, d time.Duration) error {
@@ -231,17 +220,10 @@ func TestKeepalivePingsAndIdleTimeout(t *testing.T) {
 func TestStaticFilesAndHealth(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir+"/index.html", "<h1>hi</h1>")
-	ep := config.Endpoint{Path: "/echo", States: 1}
-	srv, err := gateway.New(&config.Config{Endpoints: []config.Endpoint{ep}, Static: []config.Static{{Prefix: "/", Dir: dir}}},
-		map[string]gateway.Service{"/echo": &goEcho{closed: map[string]client.Closed{}}}, slog.New(slog.DiscardHandler), metrics.New())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	go srv.Serve(ln)
-	defer shutdown(srv, time.Second)
+	cfg := &config.Config{Endpoints: []config.Endpoint{config.DefaultEndpoint("/echo", "")}, Static: []config.Static{{Prefix: "/", Dir: dir}}}
+	srv := gatewaytest.Start(t, cfg, map[string]gateway.Service{"/echo": &goEcho{closed: map[string]client.Closed{}}}, nil)
 	for path, want := range map[string]string{"/": "<h1>hi</h1>", "/healthz": "ok\n"} {
-		resp, err := http.Get("http://" + ln.Addr().String() + path)
+		resp, err := http.Get("http://" + srv.Addr + path)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,6 +18,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/moongate/moongate/gateway"
 	"github.com/moongate/moongate/gateway/config"
+	"github.com/moongate/moongate/gateway/gatewaytest"
 	"github.com/moongate/moongate/gateway/metrics"
 )
 
@@ -72,30 +72,15 @@ func serveScript(t *testing.T, script string, options map[string]any) string {
 	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ep := config.Endpoint{Path: "/ws", Script: path, States: 2, MaxMessageBytes: 1 << 20, SendQueue: 64,
-		OnFull: config.OnFullClose, IdleTimeout: time.Minute, Budget: time.Second, Inbox: 64, Options: options}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ep := config.DefaultEndpoint("/ws", path)
+	ep.States, ep.Budget, ep.Options = 2, time.Second, options
 	m := metrics.New()
-	svc, err := New(ep, log, m.Endpoint(ep.Path))
+	svc, err := New(ep, slog.New(slog.DiscardHandler), m.Endpoint(ep.Path))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := gateway.New(&config.Config{Endpoints: []config.Endpoint{ep}}, map[string]gateway.Service{"/ws": svc}, log, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		svc.Close()
-	})
-	return ln.Addr().String()
+	t.Cleanup(svc.Close) // after the server's shutdown, registered next
+	return gatewaytest.Start(t, &config.Config{Endpoints: []config.Endpoint{ep}}, map[string]gateway.Service{"/ws": svc}, m).Addr
 }
 
 // transcriptLine matches "a> text", "a< text", "a<~ re", "a<binary text",

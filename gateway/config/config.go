@@ -80,6 +80,14 @@ type Static struct {
 // AutoStates is what `states: auto` resolves to: one state per core.
 func AutoStates() int { return runtime.NumCPU() }
 
+// DefaultEndpoint returns an endpoint for path and script with every other
+// field at its default, as a config file that names only those two gets.
+func DefaultEndpoint(path, script string) Endpoint {
+	ep := defaultEndpoint()
+	ep.Path, ep.Script = path, script
+	return ep
+}
+
 func defaultEndpoint() Endpoint {
 	return Endpoint{
 		States:          AutoStates(),
