@@ -79,7 +79,7 @@ func (st *state) schedule(L *lua.LState, repeat bool) int {
 func (st *state) enqueueTimer(id int64) {
 	select {
 	case st.inbox <- event{kind: evTimer, timer: id}:
-	case <-st.svc.ctx.Done():
+	case <-st.gen.ctx.Done(): // the state's version was replaced or stopped
 	}
 }
 

@@ -4,8 +4,10 @@
 // owned by one goroutine that takes events (connect, message, close, timer)
 // from a bounded inbox; no lock is ever held around a Lua state. A client is
 // pinned to one state, so its events are handled in order. Everything that
-// must be shared between states (clients, their attributes, rooms) lives in
-// the Go core and is reached through the API the scripts see.
+// must be shared between states (clients, their attributes, rooms, the
+// store) lives in the Go core and is reached through the API the scripts
+// see, which is what lets a new version of the script take over the same
+// clients (see Reload).
 package scripting
 
 import (
@@ -33,21 +35,33 @@ type Service struct {
 	metrics *metrics.Endpoint
 	hub     *hub.Hub
 	store   *store.Store
-	states  []*state
-	next    atomic.Uint32
+	next    atomic.Uint32 // round robin over states for new clients
+
+	// mu is held for reading while an event is put in an inbox, and for
+	// writing while the current generation is replaced, so that no event
+	// ever lands in a generation that has been retired.
+	mu  sync.RWMutex
+	gen *generation
+
+	reloadMu sync.Mutex // one reload at a time
+	status   statusBox
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // every goroutine the service started
 	once   sync.Once
 }
 
 var _ gateway.Service = (*Service)(nil)
 
+// pin is what a Service keeps in client.Slot: the index of the client's
+// state, which stays valid across reloads.
+type pin int
+
 // New compiles the endpoint's script, loads it into ep.States Lua states,
 // runs the script's start handler, and returns the running service.
 func New(ep config.Endpoint, log *slog.Logger, m *metrics.Endpoint) (*Service, error) {
-	proto, err := Compile(ep.Script)
+	src, err := readScript(ep.Script)
 	if err != nil {
 		return nil, err
 	}
@@ -59,26 +73,20 @@ func New(ep config.Endpoint, log *slog.Logger, m *metrics.Endpoint) (*Service, e
 		ep: ep, metrics: m, hub: hub.New(), store: store.New(0), ctx: ctx, cancel: cancel,
 		log: log.With("endpoint", ep.Path, "script", ep.Script),
 	}
-	for i := range max(ep.States, 1) {
-		st, err := newState(s, i, proto)
-		if err != nil {
-			s.Close()
-			return nil, err
-		}
-		s.states = append(s.states, st)
-		s.wg.Add(1)
-		go st.run()
+	gen, err := s.build(src, "")
+	if err != nil {
+		cancel()
+		return nil, err
 	}
-	s.wg.Add(2)
-	go s.watchBudgets()
+	s.gen = gen
+	s.launch(gen)
+	close(gen.ready)
+	s.status.loaded(gen.version)
+	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		s.store.SweepEvery(s.ctx, 10*time.Second)
 	}()
-	if err := s.states[0].callSync(event{kind: evStart}); err != nil {
-		s.Close()
-		return nil, err
-	}
 	return s, nil
 }
 
@@ -92,21 +100,38 @@ func (s *Service) Close() {
 	s.wg.Wait()
 }
 
-// pick chooses the state a new client is pinned to.
-func (s *Service) pick() *state {
-	return s.states[int(s.next.Add(1)-1)%len(s.states)]
+// enqueue puts ev in the inbox of the current state for p, waiting for
+// room unless wait is false (then it reports false when the inbox is full).
+// It gives up when done or the service is closed.
+func (s *Service) enqueue(p pin, ev event, wait bool, done <-chan struct{}) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st := s.gen.states[int(p)%len(s.gen.states)]
+	if !wait {
+		select {
+		case st.inbox <- ev:
+			return true
+		default:
+			return false
+		}
+	}
+	select {
+	case st.inbox <- ev:
+		return true
+	case <-done:
+	case <-s.ctx.Done():
+	}
+	return false
 }
 
 // Connect runs the script's connect handler for c before the upgrade. When
 // the chosen state's inbox is full the connection is refused with 503.
 func (s *Service) Connect(_ context.Context, c *client.Client) error {
-	st := s.pick()
-	c.Slot = st
+	p := pin(s.next.Add(1) - 1)
+	c.Slot = p
 	s.hub.Add(c)
 	reply := make(chan error, 1)
-	select {
-	case st.inbox <- event{kind: evConnect, c: c, reply: reply}:
-	default:
+	if !s.enqueue(p, event{kind: evConnect, c: c, reply: reply}, false, nil) {
 		s.hub.Remove(c)
 		return &gateway.Refusal{Status: http.StatusServiceUnavailable, Reason: "service busy, try again"}
 	}
@@ -125,41 +150,14 @@ func (s *Service) Connect(_ context.Context, c *client.Client) error {
 // Message queues m for c's state. When the inbox is full it waits, which
 // holds back reading from c (backpressure) until the state catches up.
 func (s *Service) Message(ctx context.Context, c *client.Client, m wsproto.Message) {
-	st := c.Slot.(*state)
-	ev := event{kind: evMessage, c: c, data: string(m.Data), op: m.Op}
-	select {
-	case st.inbox <- ev:
-	case <-ctx.Done():
-	case <-s.ctx.Done():
-	}
+	s.enqueue(c.Slot.(pin), event{kind: evMessage, c: c, data: string(m.Data), op: m.Op}, true, ctx.Done())
 }
 
 // Closed queues c's close event; the script's close handler runs, then c
 // leaves every room.
 func (s *Service) Closed(c *client.Client, how client.Closed) {
-	st := c.Slot.(*state)
-	select {
-	case st.inbox <- event{kind: evClose, c: c, how: how}:
-	case <-s.ctx.Done():
+	if !s.enqueue(c.Slot.(pin), event{kind: evClose, c: c, how: how}, true, nil) {
 		s.hub.Remove(c)
-	}
-}
-
-// watchBudgets interrupts any handler that runs past the endpoint's budget.
-func (s *Service) watchBudgets() {
-	defer s.wg.Done()
-	budget := s.budget()
-	t := time.NewTicker(max(budget/5, time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case now := <-t.C:
-			for _, st := range s.states {
-				st.interruptIfOver(now, budget)
-			}
-		case <-s.ctx.Done():
-			return
-		}
 	}
 }
 
@@ -176,18 +174,30 @@ func refusal(status int, reason string) error {
 
 func (s *Service) String() string { return fmt.Sprintf("service %s (%s)", s.ep.Path, s.ep.Script) }
 
+// budget returns the endpoint's handler budget.
+func (s *Service) budget() time.Duration {
+	if s.ep.Budget <= 0 {
+		return config.DefaultBudget
+	}
+	return s.ep.Budget
+}
+
 // Check compiles the endpoint's script and runs its top level in one Lua
 // state, reporting the first problem as a *ScriptError, without starting
 // the service.
 func Check(ep config.Endpoint) error {
-	proto, err := Compile(ep.Script)
+	src, err := readScript(ep.Script)
+	if err != nil {
+		return err
+	}
+	proto, err := CompileSource(ep.Script, src)
 	if err != nil {
 		return err
 	}
 	s := &Service{ep: ep, metrics: metrics.Discard(), hub: hub.New(), store: store.New(0), log: slog.New(slog.DiscardHandler)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	defer s.cancel()
-	st, err := newState(s, 0, proto)
+	st, err := newState(s, &generation{ctx: s.ctx}, 0, proto)
 	if err != nil {
 		return err
 	}

@@ -22,9 +22,11 @@ const (
 	evMessage
 	evClose
 	evTimer
+	evReload
 )
 
-var eventNames = [...]string{evStart: "start", evConnect: "connect", evMessage: "message", evClose: "close", evTimer: "timer"}
+var eventNames = [...]string{evStart: "start", evConnect: "connect", evMessage: "message", evClose: "close",
+	evTimer: "timer", evReload: "reload"}
 
 // event is one thing for a state to do. It travels by value through the inbox.
 type event struct {
@@ -34,12 +36,13 @@ type event struct {
 	op    ws.OpCode
 	how   client.Closed
 	timer int64
-	reply chan error // evStart and evConnect: the outcome
+	reply chan error // evConnect: the outcome
 }
 
 // state is one Lua state running the script, and the goroutine that owns it.
 type state struct {
 	svc   *Service
+	gen   *generation
 	index int
 	L     *lua.LState
 	inbox chan event
@@ -58,9 +61,10 @@ type state struct {
 
 // newState creates a sandboxed Lua state with the API installed, runs the
 // script's top level in it, and takes the handlers from the table it returns.
-func newState(s *Service, index int, proto *lua.FunctionProto) (*state, error) {
+func newState(s *Service, gen *generation, index int, proto *lua.FunctionProto) (*state, error) {
 	st := &state{
 		svc:     s,
+		gen:     gen,
 		index:   index,
 		L:       newSandboxedState(),
 		inbox:   make(chan event, max(s.ep.Inbox, 1)),
@@ -113,15 +117,19 @@ func (st *state) load(proto *lua.FunctionProto) error {
 	return nil
 }
 
-// run is the state's goroutine: it handles events until the service stops,
-// then handles what is left in the inbox and closes the state.
+// run is the state's goroutine: once its generation is ready it handles
+// events until the generation is retired or the service stops, then handles
+// what is left in the inbox and closes the state.
 func (st *state) run() {
-	defer st.svc.wg.Done()
+	select {
+	case <-st.gen.ready:
+	case <-st.svc.ctx.Done(): // stopped before it ever served
+	}
 	for {
 		select {
 		case ev := <-st.inbox:
 			st.handle(ev)
-		case <-st.svc.ctx.Done():
+		case <-st.gen.ctx.Done():
 			st.drain()
 			st.timers.stopAll()
 			st.L.Close()
@@ -142,22 +150,9 @@ func (st *state) drain() {
 	}
 }
 
-// callSync queues ev and waits for its outcome.
-func (st *state) callSync(ev event) error {
-	ev.reply = make(chan error, 1)
-	select {
-	case st.inbox <- ev:
-	case <-st.svc.ctx.Done():
-		return context.Canceled
-	}
-	return <-ev.reply
-}
-
 // handle runs the handler for one event.
 func (st *state) handle(ev event) {
 	switch ev.kind {
-	case evStart:
-		ev.reply <- st.callHandler(ev, 0)
 	case evConnect:
 		ev.reply <- st.connect(ev)
 	case evMessage:
@@ -279,12 +274,4 @@ func (st *state) interruptIfOver(now time.Time, budget time.Duration) {
 	if st.started.Load() == started {
 		st.runCancel()
 	}
-}
-
-// budget returns the endpoint's handler budget.
-func (s *Service) budget() time.Duration {
-	if s.ep.Budget <= 0 {
-		return 250 * time.Millisecond
-	}
-	return s.ep.Budget
 }

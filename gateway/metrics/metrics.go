@@ -26,6 +26,7 @@ type Metrics struct {
 	slowCloses     *prometheus.CounterVec
 	scriptErrors   *prometheus.CounterVec
 	handlerSeconds *prometheus.HistogramVec
+	reloads        *prometheus.CounterVec
 }
 
 // New returns collectors registered in a fresh registry, together with the
@@ -50,10 +51,12 @@ func New() *Metrics {
 		handlerSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace,
 			Name: "handler_duration_seconds", Help: "Time a service handler call took.",
 			Buckets: prometheus.ExponentialBuckets(0.00001, 4, 10)}, []string{"endpoint", "handler"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace,
+			Name: "script_reloads_total", Help: "Script reloads, by result (ok or error)."}, []string{"endpoint", "result"}),
 	}
 	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.connections, m.refused, m.messagesIn, m.messagesOut, m.bytesIn, m.bytesOut,
-		m.queueDrops, m.slowCloses, m.scriptErrors, m.handlerSeconds)
+		m.queueDrops, m.slowCloses, m.scriptErrors, m.handlerSeconds, m.reloads)
 	return m
 }
 
@@ -111,6 +114,15 @@ func (e *Endpoint) Refused(reason string) {
 // close, timer, ...) of this endpoint.
 func (e *Endpoint) Handler(name string) prometheus.Observer {
 	return e.metrics.handlerSeconds.WithLabelValues(e.path, name)
+}
+
+// Reloaded counts a script reload that succeeded (ok) or was refused.
+func (e *Endpoint) Reloaded(ok bool) {
+	result := "ok"
+	if !ok {
+		result = "error"
+	}
+	e.metrics.reloads.WithLabelValues(e.path, result).Inc()
 }
 
 // Discard returns endpoint collectors registered nowhere, for code run

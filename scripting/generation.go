@@ -1,0 +1,232 @@
+package scripting
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"sync"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// generation is one version of the script running in its set of states.
+// A reload builds the next generation beside the current one and switches
+// to it only once it has loaded and started.
+type generation struct {
+	version string
+	states  []*state
+	ctx     context.Context // cancelled when the generation is retired
+	cancel  context.CancelFunc
+	ready   chan struct{}  // closed when the states may start taking events
+	done    sync.WaitGroup // the states' goroutines
+}
+
+// versionOf names a script's content: the start of its SHA-256.
+func versionOf(src []byte) string {
+	sum := sha256.Sum256(src)
+	return hex.EncodeToString(sum[:6])
+}
+
+// readScript reads a script, as a *ScriptError when it cannot.
+func readScript(path string) ([]byte, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, &ScriptError{Script: path, Msg: err.Error()}
+	}
+	return src, nil
+}
+
+// build compiles src, loads it into fresh states and runs their start (and,
+// after a reload, reload(previous)) handler. Nothing is running yet when it
+// returns; on error nothing is left behind.
+func (s *Service) build(src []byte, previous string) (*generation, error) {
+	proto, err := CompileSource(s.ep.Script, src)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	gen := &generation{version: versionOf(src), ctx: ctx, cancel: cancel, ready: make(chan struct{})}
+	for i := range max(s.ep.States, 1) {
+		st, err := newState(s, gen, i, proto)
+		if err != nil {
+			gen.close()
+			return nil, err
+		}
+		gen.states = append(gen.states, st)
+	}
+	if err := gen.states[0].startUp(previous); err != nil {
+		gen.close()
+		return nil, err
+	}
+	return gen, nil
+}
+
+// close releases the states of a generation that never ran.
+func (g *generation) close() {
+	for _, st := range g.states {
+		st.timers.stopAll()
+		st.L.Close()
+	}
+	g.cancel()
+}
+
+// launch starts the goroutines of gen's states and of its budget watchdog.
+// The states wait for gen.ready before they take events.
+func (s *Service) launch(gen *generation) {
+	for _, st := range gen.states {
+		gen.done.Add(1)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer gen.done.Done()
+			st.run()
+		}()
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.watchBudgets(gen)
+	}()
+}
+
+// watchBudgets interrupts any handler of gen that runs past the budget.
+func (s *Service) watchBudgets(gen *generation) {
+	budget := s.budget()
+	t := time.NewTicker(max(budget/5, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case now := <-t.C:
+			for _, st := range gen.states {
+				st.interruptIfOver(now, budget)
+			}
+		case <-gen.ctx.Done():
+			return
+		}
+	}
+}
+
+// Reload reads the script again and, if it changed, switches the service to
+// the new version: it is compiled, loaded into fresh states and started
+// while the current version keeps serving; only when all that succeeded do
+// new events go to the new states. Events already queued to the old states
+// are handled there first, so each client's events stay in order; then the
+// old states are closed. Clients, attributes, rooms and the store carry
+// over untouched. A version that fails never replaces the running one.
+// Reload returns once the new version is serving; changed is false when
+// the script is the same as the one running.
+func (s *Service) Reload() (changed bool, err error) {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	begin := time.Now()
+	src, err := readScript(s.ep.Script)
+	if err != nil {
+		return false, s.reloadFailed(err)
+	}
+	s.mu.RLock()
+	old := s.gen
+	s.mu.RUnlock()
+	if versionOf(src) == old.version {
+		return false, nil
+	}
+	gen, err := s.build(src, old.version)
+	if err != nil {
+		return false, s.reloadFailed(err)
+	}
+	s.launch(gen)
+	s.mu.Lock()
+	s.gen = gen
+	s.mu.Unlock()
+	old.cancel() // the old states handle what they hold, then stop
+	old.done.Wait()
+	close(gen.ready)
+	s.status.loaded(gen.version)
+	s.metrics.Reloaded(true)
+	s.log.Info("script reloaded", "version", gen.version, "previous", old.version, "took", time.Since(begin).Round(time.Microsecond))
+	return true, nil
+}
+
+// reloadFailed records a reload that did not happen.
+func (s *Service) reloadFailed(err error) error {
+	s.status.failed(err)
+	s.metrics.Reloaded(false)
+	s.log.Error("script reload failed; the running version stays", "err", err.Error(), "version", s.Status().Version)
+	return err
+}
+
+// Status is what a service reports about the script it runs.
+type Status struct {
+	Version     string    `json:"version"`
+	LoadedAt    time.Time `json:"loaded_at"`
+	Reloads     int       `json:"reloads"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+}
+
+// Status returns the running version, when it loaded, and the last error.
+func (s *Service) Status() Status { return s.status.get() }
+
+// statusBox guards a Status.
+type statusBox struct {
+	mu sync.Mutex
+	st Status
+}
+
+func (b *statusBox) get() Status {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.st
+}
+
+func (b *statusBox) loaded(version string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.st.Version != "" {
+		b.st.Reloads++
+	}
+	b.st.Version, b.st.LoadedAt = version, time.Now()
+}
+
+func (b *statusBox) failed(err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.st.LastError, b.st.LastErrorAt = err.Error(), time.Now()
+}
+
+// startUp runs the start handler and, after a reload, reload(previous), on
+// the goroutine building the generation (no other goroutine has the state
+// yet), each under the budget.
+func (st *state) startUp(previous string) error {
+	if err := st.callDirect(evStart); err != nil {
+		return err
+	}
+	if previous == "" {
+		return nil
+	}
+	return st.callDirect(evReload, lua.LString(previous))
+}
+
+// callDirect calls a handler outside the state's goroutine loop, with a
+// deadline of its own since no watchdog watches the state yet.
+func (st *state) callDirect(kind eventKind, args ...lua.LValue) error {
+	fn := st.handlers[kind]
+	if fn == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), st.svc.budget())
+	defer cancel()
+	st.L.SetContext(ctx)
+	defer st.resetContext()
+	err := st.protectedCall(fn, 0, args...)
+	if err != nil {
+		st.report(eventNames[kind], nil, err)
+	}
+	return err
+}
