@@ -28,6 +28,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	http    *http.Server
+	mux     *http.ServeMux
 	ctx     context.Context // cancelled when shutdown starts
 	cancel  context.CancelFunc
 
@@ -72,6 +73,7 @@ func New(cfg *config.Config, services map[string]Service, log *slog.Logger, m *m
 	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("/metrics", m.Handler())
+	s.mux = mux
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -111,6 +113,28 @@ func (s *Server) newEndpoint(ec config.Endpoint, svc Service) (*endpoint, error)
 			IdleTimeout:     ec.IdleTimeout,
 		},
 	}, nil
+}
+
+// HandleAdmin serves h at path (under /admin/) to clients on a loopback
+// address only; others get 403. Call it before Serve.
+func (s *Server) HandleAdmin(path string, h http.Handler) {
+	s.mux.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !fromLoopback(r) {
+			http.Error(w, "the admin endpoints answer only on this machine", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+}
+
+// fromLoopback reports whether r came from a loopback address.
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Handler returns the server's HTTP handler (endpoints, static files,

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"runtime"
 	"strings"
@@ -239,5 +240,19 @@ func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestAdminEndpointsAnswerOnlyLoopback(t *testing.T) {
+	srv, _, _ := startServer(t, nil)
+	srv.HandleAdmin("/admin/ping", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "pong") }))
+	for remote, want := range map[string]int{"127.0.0.1:4000": 200, "[::1]:4000": 200, "10.1.2.3:4000": 403, "192.168.1.9:1": 403} {
+		r := httptest.NewRequest("GET", "/admin/ping", nil)
+		r.RemoteAddr = remote
+		w := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(w, r)
+		if w.Code != want {
+			t.Errorf("from %s: %d, want %d", remote, w.Code, want)
+		}
 	}
 }

@@ -204,3 +204,6 @@ func Check(ep config.Endpoint) error {
 	st.L.Close()
 	return nil
 }
+
+// Script returns the path of the script the service runs.
+func (s *Service) Script() string { return s.ep.Script }

@@ -3,9 +3,10 @@
 //
 // Usage:
 //
-//	moongate [run] [-config FILE] [-listen ADDR] [-log-format text|json] [-log-level LEVEL]
+//	moongate [run] [-config FILE] [-listen ADDR] [-log-format text|json] [-log-level LEVEL] [-watch=false]
 //	moongate check [-config FILE]
 //	moongate token -sub ID [-name NAME] [-ttl 1h] [-secret-env VAR]
+//	moongate reload [-config FILE | -addr HOST:PORT]
 package main
 
 import (
@@ -40,6 +41,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return checkCommand(rest, stdout, stderr)
 	case "token":
 		return tokenCommand(rest, stdout, stderr)
+	case "reload":
+		return reloadCommand(rest, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -53,6 +56,7 @@ const usage = `Usage:
   moongate [run] [flags]   serve the config (default: ` + defaultConfig + `)
   moongate check [flags]   validate the config and compile every script, then exit
   moongate token [flags]   print a signed sign-in token (-sub alice -name Alice -ttl 1h)
+  moongate reload [flags]  make the running gateway reload its scripts (-config or -addr)
   moongate help            show this help
 
 Run "moongate run -h" or "moongate check -h" for the flags of each command.

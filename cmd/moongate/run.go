@@ -9,12 +9,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/moongate/moongate/gateway"
 	"github.com/moongate/moongate/gateway/config"
 	"github.com/moongate/moongate/gateway/metrics"
 	"github.com/moongate/moongate/scripting"
+	"github.com/moongate/moongate/scripting/reload"
 )
 
 // runFlags are the flags of `moongate run`; they override the config file.
@@ -23,6 +27,7 @@ type runFlags struct {
 	listen    string
 	logFormat string
 	logLevel  string
+	watch     bool
 }
 
 func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
@@ -33,6 +38,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.listen, "listen", "", "address to listen on (overrides the config's listen)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&f.watch, "watch", true, "reload a script when it is saved")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -62,7 +68,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	if f.listen != "" {
 		cfg.Listen = f.listen
 	}
-	if err := serve(ctx, cfg, log); err != nil {
+	if err := serve(ctx, cfg, log, f.watch); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
@@ -70,8 +76,9 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) int {
 }
 
 // serve starts the services and the server for cfg and runs them until ctx
-// is cancelled.
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+// is cancelled. Scripts reload on save (when watch is set), on SIGHUP and on
+// POST /admin/reload.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, watch bool) error {
 	m := metrics.New()
 	services, err := startServices(cfg, log, m)
 	if err != nil {
@@ -86,10 +93,16 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	reloads := reload.New(services, log)
+	srv.HandleAdmin("/admin/status", reloads.StatusHandler())
+	srv.HandleAdmin("/admin/reload", reloads.ReloadHandler())
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	bg, stopBackground := context.WithCancel(ctx)
+	defer stopBackground()
+	startReloading(bg, reloads, watch, log)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {
@@ -106,6 +119,32 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	<-served
 	log.Info("stopped")
 	return nil
+}
+
+// startReloading reloads the scripts on SIGHUP and, when watch is set, when
+// they are saved, until ctx is done.
+func startReloading(ctx context.Context, reloads *reload.Manager, watch bool, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-hup:
+				log.Info("SIGHUP: reloading scripts")
+				reloads.ReloadAll()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	if watch {
+		go func() {
+			if err := reloads.Watch(ctx); err != nil {
+				log.Error("watching scripts stopped", "err", err)
+			}
+		}()
+	}
 }
 
 // startServices starts the Lua service of every endpoint.
