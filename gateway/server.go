@@ -10,8 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -22,24 +22,32 @@ import (
 	"github.com/moongate/moongate/gateway/wsproto"
 )
 
-// Server serves one config's endpoints and static folders.
+// Server serves one config's endpoints and static folders. Apply switches
+// it to another config without a restart.
 type Server struct {
-	cfg     *config.Config
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	http    *http.Server
-	mux     *http.ServeMux
-	ctx     context.Context // cancelled when shutdown starts
+	mux     *http.ServeMux         // the gateway's own paths: /healthz, /metrics, /admin/...
+	routes  atomic.Pointer[routes] // the config's endpoints and static folders
+	ctx     context.Context        // cancelled when shutdown starts
 	cancel  context.CancelFunc
 
 	mu       sync.Mutex
 	closing  bool
-	live     map[*client.Client]net.Conn
+	live     map[*client.Client]liveConn
 	handlers sync.WaitGroup
+}
+
+// liveConn is an upgraded connection and the endpoint that serves it.
+type liveConn struct {
+	nc net.Conn
+	e  *endpoint
 }
 
 // endpoint is one configured WebSocket path and the service behind it.
 type endpoint struct {
+	removed atomic.Bool // set when a new config drops the endpoint
 	server  *Server
 	cfg     config.Endpoint
 	service Service
@@ -52,36 +60,25 @@ type endpoint struct {
 // service that implements it.
 func New(cfg *config.Config, services map[string]Service, log *slog.Logger, m *metrics.Metrics) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, log: log, metrics: m, ctx: ctx, cancel: cancel, live: make(map[*client.Client]net.Conn)}
-	mux := http.NewServeMux()
-	for _, ec := range cfg.Endpoints {
-		svc := services[ec.Path]
-		if svc == nil {
-			cancel()
-			return nil, fmt.Errorf("endpoint %s: no service", ec.Path)
-		}
-		e, err := s.newEndpoint(ec, svc)
-		if err != nil {
-			cancel()
-			return nil, err
-		}
-		mux.Handle(ec.Path, e)
+	s := &Server{log: log, metrics: m, ctx: ctx, cancel: cancel, live: make(map[*client.Client]liveConn)}
+	rt, err := s.newRoutes(cfg, services, nil)
+	if err != nil {
+		cancel()
+		return nil, err
 	}
-	for _, st := range cfg.Static {
-		prefix := strings.TrimSuffix(st.Prefix, "/") + "/"
-		mux.Handle(prefix, http.StripPrefix(prefix, http.FileServer(http.Dir(st.Dir))))
-	}
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.Handle("/metrics", m.Handler())
-	s.mux = mux
+	s.routes.Store(rt)
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	s.mux.Handle("/metrics", m.Handler())
 	s.http = &http.Server{
-		Handler:           mux,
+		Handler:           http.HandlerFunc(s.route),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return s, nil
 }
 
+// newEndpoint makes the handler of one endpoint.
 func (s *Server) newEndpoint(ec config.Endpoint, svc Service) (*endpoint, error) {
 	onFull := client.CloseSlow
 	if ec.OnFull == config.OnFullDrop {
@@ -144,14 +141,15 @@ func (s *Server) Handler() http.Handler { return s.http.Handler }
 // Serve accepts connections on ln until Shutdown. It returns
 // http.ErrServerClosed after a shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	for _, ec := range s.cfg.Endpoints {
+	rt := s.routes.Load()
+	for _, ec := range rt.cfg.Endpoints {
 		s.log.Info("serving endpoint", "endpoint", ec.Path, "script", ec.Script, "states", ec.States,
 			"url", "ws://"+ln.Addr().String()+ec.Path)
 	}
-	for _, st := range s.cfg.Static {
+	for _, st := range rt.cfg.Static {
 		s.log.Info("serving files", "prefix", st.Prefix, "dir", st.Dir, "url", "http://"+ln.Addr().String()+st.Prefix)
 	}
-	s.log.Info("moongate started", "listen", ln.Addr().String(), "config", s.cfg.File)
+	s.log.Info("moongate started", "listen", ln.Addr().String(), "config", rt.cfg.File)
 	return s.http.Serve(ln)
 }
 
@@ -183,19 +181,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) cutAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, nc := range s.live {
-		nc.Close()
+	for _, lc := range s.live {
+		lc.nc.Close()
 	}
 }
 
-// track registers a live connection, unless shutdown has begun.
-func (s *Server) track(c *client.Client, nc net.Conn) bool {
+// track registers a live connection, unless shutdown has begun or its
+// endpoint has been removed.
+func (s *Server) track(c *client.Client, nc net.Conn, e *endpoint) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
+	if s.closing || e.removed.Load() {
 		return false
 	}
-	s.live[c] = nc
+	s.live[c] = liveConn{nc: nc, e: e}
 	s.handlers.Add(1)
 	return true
 }
@@ -239,7 +238,7 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.service.Closed(c, client.Closed{Code: ws.StatusAbnormalClosure, Reason: "upgrade failed"})
 		return
 	}
-	if !s.track(c, nc) {
+	if !s.track(c, nc, e) {
 		nc.Write(wsproto.CloseFrame(ws.StatusGoingAway, "server shutting down"))
 		nc.Close()
 		e.service.Closed(c, client.Closed{Code: ws.StatusGoingAway, Reason: "server shutting down"})

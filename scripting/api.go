@@ -97,16 +97,16 @@ func (st *state) openClock() {
 // `service` (path, state index from 1, number of states, and auth: "none",
 // "optional" or "required" sign-in).
 func (st *state) openService() {
-	opts, err := luaval.FromGo(st.L, map[string]any(st.svc.ep.Options))
-	if err != nil || st.svc.ep.Options == nil {
+	opts, err := luaval.FromGo(st.L, map[string]any(st.gen.ep.Options))
+	if err != nil || st.gen.ep.Options == nil {
 		opts = st.L.NewTable()
 	}
 	st.L.SetGlobal("options", opts)
 	svc := st.L.NewTable()
-	svc.RawSetString("path", lua.LString(st.svc.ep.Path))
+	svc.RawSetString("path", lua.LString(st.gen.ep.Path))
 	svc.RawSetString("state", lua.LNumber(st.index+1))
-	svc.RawSetString("states", lua.LNumber(max(st.svc.ep.States, 1)))
-	svc.RawSetString("auth", lua.LString(authMode(st.svc.ep.Auth)))
+	svc.RawSetString("states", lua.LNumber(max(st.gen.ep.States, 1)))
+	svc.RawSetString("auth", lua.LString(authMode(st.gen.ep.Auth)))
 	st.L.SetGlobal("service", svc)
 }
 

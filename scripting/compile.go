@@ -42,7 +42,7 @@ func Compile(path string) (*lua.FunctionProto, error) {
 func CompileSource(name string, src []byte) (*lua.FunctionProto, error) {
 	chunk, err := parse.Parse(bytes.NewReader(src), name)
 	if err != nil {
-		return nil, syntaxError(name, err)
+		return nil, syntaxError(name, src, err)
 	}
 	proto, err := lua.Compile(chunk, name)
 	if err != nil {
@@ -56,14 +56,14 @@ func CompileSource(name string, src []byte) (*lua.FunctionProto, error) {
 }
 
 // syntaxError turns the parser's error into a ScriptError.
-func syntaxError(name string, err error) error {
+func syntaxError(name string, src []byte, err error) error {
 	var pe *parse.Error
 	if !errors.As(err, &pe) {
 		return &ScriptError{Script: name, Msg: strings.TrimSpace(err.Error())}
 	}
 	msg := strings.TrimSpace(pe.Message)
 	if pe.Pos.Line == parse.EOF {
-		return &ScriptError{Script: name, Msg: msg + " at end of file"}
+		return &ScriptError{Script: name, Line: bytes.Count(src, []byte("\n")) + 1, Msg: msg + " at the end of the file"}
 	}
 	if pe.Token != "" {
 		msg = fmt.Sprintf("%s near '%s'", msg, pe.Token)

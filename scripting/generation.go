@@ -6,8 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"reflect"
 	"sync"
 	"time"
+
+	"github.com/moongate/moongate/gateway/config"
 
 	lua "github.com/yuin/gopher-lua"
 )
@@ -16,6 +19,7 @@ import (
 // A reload builds the next generation beside the current one and switches
 // to it only once it has loaded and started.
 type generation struct {
+	ep      config.Endpoint // the settings this generation runs with
 	version string
 	states  []*state
 	ctx     context.Context // cancelled when the generation is retired
@@ -46,14 +50,14 @@ func readScript(path string) ([]byte, error) {
 // build compiles src, loads it into fresh states and runs their start (and,
 // after a reload, reload(previous)) handler. Nothing is running yet when it
 // returns; on error nothing is left behind.
-func (s *Service) build(src []byte, previous string) (*generation, error) {
-	proto, err := CompileSource(s.ep.Script, src)
+func (s *Service) build(ep config.Endpoint, src []byte, previous string) (*generation, error) {
+	proto, err := CompileSource(ep.Script, src)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
-	gen := &generation{version: versionOf(src), ctx: ctx, cancel: cancel, ready: make(chan struct{})}
-	for i := range max(s.ep.States, 1) {
+	gen := &generation{ep: ep, version: versionOf(src), ctx: ctx, cancel: cancel, ready: make(chan struct{})}
+	for i := range max(ep.States, 1) {
 		st, err := newState(s, gen, i, proto)
 		if err != nil {
 			gen.close()
@@ -96,9 +100,17 @@ func (s *Service) launch(gen *generation) {
 	}()
 }
 
+// budget returns the generation's handler budget.
+func (g *generation) budget() time.Duration {
+	if g.ep.Budget <= 0 {
+		return config.DefaultBudget
+	}
+	return g.ep.Budget
+}
+
 // watchBudgets interrupts any handler of gen that runs past the budget.
 func (s *Service) watchBudgets(gen *generation) {
-	budget := s.budget()
+	budget := gen.budget()
 	t := time.NewTicker(max(budget/5, time.Millisecond))
 	defer t.Stop()
 	for {
@@ -123,20 +135,27 @@ func (s *Service) watchBudgets(gen *generation) {
 // Reload returns once the new version is serving; changed is false when
 // the script is the same as the one running.
 func (s *Service) Reload() (changed bool, err error) {
+	return s.Update(s.Endpoint())
+}
+
+// Update is Reload with new endpoint settings (script, states, options,
+// budget, inbox): the service switches to a generation built with them.
+// Nothing changes when neither the settings nor the script did.
+func (s *Service) Update(ep config.Endpoint) (changed bool, err error) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	begin := time.Now()
-	src, err := readScript(s.ep.Script)
+	src, err := readScript(ep.Script)
 	if err != nil {
 		return false, s.reloadFailed(err)
 	}
 	s.mu.RLock()
 	old := s.gen
 	s.mu.RUnlock()
-	if versionOf(src) == old.version {
+	if versionOf(src) == old.version && reflect.DeepEqual(ep, old.ep) {
 		return false, nil
 	}
-	gen, err := s.build(src, old.version)
+	gen, err := s.build(ep, src, old.version)
 	if err != nil {
 		return false, s.reloadFailed(err)
 	}
@@ -149,7 +168,8 @@ func (s *Service) Reload() (changed bool, err error) {
 	close(gen.ready)
 	s.status.loaded(gen.version)
 	s.metrics.Reloaded(true)
-	s.log.Info("script reloaded", "version", gen.version, "previous", old.version, "took", time.Since(begin).Round(time.Microsecond))
+	s.log.Info("script reloaded", "script", ep.Script, "version", gen.version, "previous", old.version,
+		"states", len(gen.states), "took", time.Since(begin).Round(time.Microsecond))
 	return true, nil
 }
 
@@ -220,7 +240,7 @@ func (st *state) callDirect(kind eventKind, args ...lua.LValue) error {
 	if fn == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), st.svc.budget())
+	ctx, cancel := context.WithTimeout(context.Background(), st.gen.budget())
 	defer cancel()
 	st.L.SetContext(ctx)
 	defer st.resetContext()

@@ -30,7 +30,6 @@ import (
 
 // Service runs one endpoint's script in one or more Lua states.
 type Service struct {
-	ep      config.Endpoint
 	log     *slog.Logger
 	metrics *metrics.Endpoint
 	hub     *hub.Hub
@@ -70,10 +69,10 @@ func New(ep config.Endpoint, log *slog.Logger, m *metrics.Endpoint) (*Service, e
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
-		ep: ep, metrics: m, hub: hub.New(), store: store.New(0), ctx: ctx, cancel: cancel,
-		log: log.With("endpoint", ep.Path, "script", ep.Script),
+		metrics: m, hub: hub.New(), store: store.New(0), ctx: ctx, cancel: cancel,
+		log: log.With("endpoint", ep.Path),
 	}
-	gen, err := s.build(src, "")
+	gen, err := s.build(ep, src, "")
 	if err != nil {
 		cancel()
 		return nil, err
@@ -172,14 +171,9 @@ func refusal(status int, reason string) error {
 	return &gateway.Refusal{Status: status, Reason: reason}
 }
 
-func (s *Service) String() string { return fmt.Sprintf("service %s (%s)", s.ep.Path, s.ep.Script) }
-
-// budget returns the endpoint's handler budget.
-func (s *Service) budget() time.Duration {
-	if s.ep.Budget <= 0 {
-		return config.DefaultBudget
-	}
-	return s.ep.Budget
+func (s *Service) String() string {
+	ep := s.Endpoint()
+	return fmt.Sprintf("service %s (%s)", ep.Path, ep.Script)
 }
 
 // Check compiles the endpoint's script and runs its top level in one Lua
@@ -194,10 +188,10 @@ func Check(ep config.Endpoint) error {
 	if err != nil {
 		return err
 	}
-	s := &Service{ep: ep, metrics: metrics.Discard(), hub: hub.New(), store: store.New(0), log: slog.New(slog.DiscardHandler)}
+	s := &Service{metrics: metrics.Discard(), hub: hub.New(), store: store.New(0), log: slog.New(slog.DiscardHandler)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	defer s.cancel()
-	st, err := newState(s, &generation{ctx: s.ctx}, 0, proto)
+	st, err := newState(s, &generation{ep: ep, ctx: s.ctx}, 0, proto)
 	if err != nil {
 		return err
 	}
@@ -205,5 +199,9 @@ func Check(ep config.Endpoint) error {
 	return nil
 }
 
-// Script returns the path of the script the service runs.
-func (s *Service) Script() string { return s.ep.Script }
+// Endpoint returns the endpoint config the service runs with.
+func (s *Service) Endpoint() config.Endpoint {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.gen.ep
+}

@@ -67,7 +67,7 @@ func newState(s *Service, gen *generation, index int, proto *lua.FunctionProto) 
 		gen:     gen,
 		index:   index,
 		L:       newSandboxedState(),
-		inbox:   make(chan event, max(s.ep.Inbox, 1)),
+		inbox:   make(chan event, max(gen.ep.Inbox, 1)),
 		clients: make(map[*client.Client]*lua.LUserData),
 	}
 	st.timers.init()
@@ -88,7 +88,7 @@ func newState(s *Service, gen *generation, index int, proto *lua.FunctionProto) 
 // its own, the same as a handler's budget.
 func (st *state) load(proto *lua.FunctionProto) error {
 	fn := st.L.NewFunctionFromProto(proto)
-	ctx, cancel := context.WithTimeout(context.Background(), st.svc.budget())
+	ctx, cancel := context.WithTimeout(context.Background(), st.gen.budget())
 	defer cancel()
 	st.L.SetContext(ctx)
 	if err := st.protectedCall(fn, 1); err != nil {
@@ -99,7 +99,7 @@ func (st *state) load(proto *lua.FunctionProto) error {
 	st.L.Pop(1)
 	tbl, ok := ret.(*lua.LTable)
 	if !ok {
-		return &ScriptError{Script: st.svc.ep.Script, Msg: fmt.Sprintf("the script must return a table of handlers, got %s", ret.Type())}
+		return &ScriptError{Script: st.gen.ep.Script, Msg: fmt.Sprintf("the script must return a table of handlers, got %s", ret.Type())}
 	}
 	st.handlers = make(map[eventKind]*lua.LFunction)
 	for k, name := range eventNames {
@@ -111,7 +111,7 @@ func (st *state) load(proto *lua.FunctionProto) error {
 			st.handlers[eventKind(k)] = v
 		case *lua.LNilType:
 		default:
-			return &ScriptError{Script: st.svc.ep.Script, Msg: fmt.Sprintf("handler %q must be a function, got %s", name, v.Type())}
+			return &ScriptError{Script: st.gen.ep.Script, Msg: fmt.Sprintf("handler %q must be a function, got %s", name, v.Type())}
 		}
 	}
 	return nil
@@ -229,13 +229,13 @@ func (st *state) protectedCall(fn *lua.LFunction, nret int, args ...lua.LValue) 
 	if st.L.Context().Err() != nil {
 		st.resetContext()
 		if err != nil {
-			se := runtimeError(st.svc.ep.Script, err)
-			se.Msg = fmt.Sprintf("handler stopped: it ran past its budget of %s", st.svc.budget())
+			se := runtimeError(st.gen.ep.Script, err)
+			se.Msg = fmt.Sprintf("handler stopped: it ran past its budget of %s", st.gen.budget())
 			return se
 		}
 	}
 	if err != nil {
-		return runtimeError(st.svc.ep.Script, err)
+		return runtimeError(st.gen.ep.Script, err)
 	}
 	return nil
 }

@@ -11,8 +11,9 @@ import (
 	"github.com/moongate/moongate/gateway/config"
 )
 
-// reloadCommand asks a running gateway to reload its scripts, through its
-// admin endpoint on the loopback address it listens on.
+// reloadCommand asks a running gateway to apply its config file and reload
+// its scripts, through its admin endpoint on the loopback address it
+// listens on.
 func reloadCommand(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("moongate reload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -37,7 +38,8 @@ func reloadCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	defer resp.Body.Close()
 	var body struct {
-		Results []struct {
+		ConfigError string `json:"config_error"`
+		Results     []struct {
 			Endpoint, Version, Error string
 			Changed                  bool
 		}
@@ -46,7 +48,10 @@ func reloadCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "moongate reload: %s answered %s: %v\n", *addr, resp.Status, err)
 		return 1
 	}
-	failed := false
+	failed := body.ConfigError != ""
+	if failed {
+		fmt.Fprintf(stderr, "config refused, the running one stays:\n%s\n", body.ConfigError)
+	}
 	for _, r := range body.Results {
 		switch {
 		case r.Error != "":

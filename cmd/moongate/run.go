@@ -76,24 +76,28 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) int {
 }
 
 // serve starts the services and the server for cfg and runs them until ctx
-// is cancelled. Scripts reload on save (when watch is set), on SIGHUP and on
-// POST /admin/reload.
+// is cancelled. The config and scripts reload on save (when watch is set),
+// on SIGHUP and on POST /admin/reload.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, watch bool) error {
 	m := metrics.New()
 	services, err := startServices(cfg, log, m)
 	if err != nil {
 		return err
 	}
-	defer closeServices(services)
 	gw := make(map[string]gateway.Service, len(services))
 	for path, s := range services {
 		gw[path] = s
 	}
 	srv, err := gateway.New(cfg, gw, log, m)
 	if err != nil {
+		closeServices(services)
 		return err
 	}
-	reloads := reload.New(services, log)
+	reloads := reload.New(cfg, services, srv, log, m)
+	defer func() {
+		reloads.Close()
+		closeServices(reloads.Services())
+	}()
 	srv.HandleAdmin("/admin/status", reloads.StatusHandler())
 	srv.HandleAdmin("/admin/reload", reloads.ReloadHandler())
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -110,6 +114,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, watch bool
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	stopBackground()
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
@@ -121,8 +126,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, watch bool
 	return nil
 }
 
-// startReloading reloads the scripts on SIGHUP and, when watch is set, when
-// they are saved, until ctx is done.
+// startReloading reloads the config and scripts on SIGHUP and, when watch
+// is set, when they are saved, until ctx is done.
 func startReloading(ctx context.Context, reloads *reload.Manager, watch bool, log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -131,7 +136,7 @@ func startReloading(ctx context.Context, reloads *reload.Manager, watch bool, lo
 		for {
 			select {
 			case <-hup:
-				log.Info("SIGHUP: reloading scripts")
+				log.Info("SIGHUP: reloading the config and scripts")
 				reloads.ReloadAll()
 			case <-ctx.Done():
 				return
@@ -141,7 +146,7 @@ func startReloading(ctx context.Context, reloads *reload.Manager, watch bool, lo
 	if watch {
 		go func() {
 			if err := reloads.Watch(ctx); err != nil {
-				log.Error("watching scripts stopped", "err", err)
+				log.Error("watching files stopped", "err", err)
 			}
 		}()
 	}

@@ -99,6 +99,9 @@ type Client struct {
 	// afterwards.
 	Slot any
 
+	maxMessage atomic.Int64 // Options.MaxMessageBytes, changeable while connected
+	onFull     atomic.Int32 // Options.OnFull, changeable while connected
+
 	queue   chan []byte   // data frames, bounded by Options.SendQueue
 	control chan []byte   // pongs, bounded; a pong that does not fit is dropped
 	closeCh chan struct{} // closed when a close is requested
@@ -128,7 +131,7 @@ func New(req *Request, opts Options, m *metrics.Endpoint) *Client {
 	if m == nil {
 		m = metrics.Discard()
 	}
-	return &Client{
+	c := &Client{
 		id:      NewID(),
 		req:     req,
 		opts:    opts,
@@ -137,6 +140,17 @@ func New(req *Request, opts Options, m *metrics.Endpoint) *Client {
 		control: make(chan []byte, 4),
 		closeCh: make(chan struct{}),
 	}
+	c.SetLimits(opts.MaxMessageBytes, opts.OnFull)
+	return c
+}
+
+// SetLimits changes the largest message the client may send (from its next
+// message on) and what a full send queue does.
+func (c *Client) SetLimits(maxMessageBytes int64, onFull OnFull) {
+	if maxMessageBytes > 0 {
+		c.maxMessage.Store(maxMessageBytes)
+	}
+	c.onFull.Store(int32(onFull))
 }
 
 // ID returns the client's id, unique in this process.
@@ -180,7 +194,7 @@ func (c *Client) Send(frame []byte) error {
 		return nil
 	default:
 	}
-	if c.opts.OnFull == DropNew {
+	if OnFull(c.onFull.Load()) == DropNew {
 		c.metrics.QueueDrops.Inc()
 		return ErrQueueFull
 	}

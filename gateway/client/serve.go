@@ -51,6 +51,7 @@ func (c *Client) readLoop(nc net.Conn, src io.Reader, onMessage func(wsproto.Mes
 	r := wsproto.NewReader(src, c.opts.MaxMessageBytes)
 	r.OnPing = c.queuePong
 	r.BeforeFrame = func() { c.extendReadDeadline(nc) }
+	r.Limit = c.maxMessage.Load
 	for {
 		m, err := r.Next()
 		if err != nil {

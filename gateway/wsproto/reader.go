@@ -60,6 +60,9 @@ type Reader struct {
 	// BeforeFrame, when set, is called before each frame header is read
 	// (a connection uses it to push its idle deadline forward).
 	BeforeFrame func()
+	// Limit, when set, is asked for the size limit as each message starts,
+	// so the limit can change while a connection is open.
+	Limit func() int64
 
 	hdr       [ws.MaxHeaderSize]byte
 	ctrl      [MaxControlPayload]byte
@@ -209,6 +212,9 @@ func (r *Reader) startData(h ws.Header) error {
 	r.op = h.OpCode
 	r.buf = r.buf[:0]
 	r.text.reset()
+	if r.Limit != nil {
+		r.max = r.Limit()
+	}
 	return nil
 }
 

@@ -9,12 +9,14 @@ import (
 // it runs, when that loaded, how many reloads, and the last error.
 func (m *Manager) StatusHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"endpoints": m.Status()})
+		cfg, endpoints := m.Status()
+		writeJSON(w, http.StatusOK, map[string]any{"config": cfg, "endpoints": endpoints})
 	})
 }
 
-// ReloadHandler reloads every changed script on POST and answers with the
-// results; 200 when every reload succeeded, 500 when one failed.
+// ReloadHandler applies the config and reloads every changed script on
+// POST, and answers with the results; 200 when everything succeeded, 500
+// when something was refused.
 func (m *Manager) ReloadHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -22,14 +24,19 @@ func (m *Manager) ReloadHandler() http.Handler {
 			http.Error(w, "use POST", http.StatusMethodNotAllowed)
 			return
 		}
-		results := m.ReloadAll()
+		results, cfgErr := m.ReloadAll()
 		status := http.StatusOK
+		body := map[string]any{"results": results}
+		if cfgErr != nil {
+			status = http.StatusInternalServerError
+			body["config_error"] = cfgErr.Error()
+		}
 		for _, res := range results {
 			if res.Error != "" {
 				status = http.StatusInternalServerError
 			}
 		}
-		writeJSON(w, status, map[string]any{"results": results})
+		writeJSON(w, status, body)
 	})
 }
 

@@ -1,45 +1,62 @@
-// Package reload keeps a running gateway's scripts current: it reloads a
-// service when its script is saved (watching with fsnotify, debounced so an
-// editor's burst of writes or rename-and-replace ends in one reload), on
-// SIGHUP, or when asked over the admin endpoint.
+// Package reload keeps a running gateway current with its files: it
+// reloads a service when its script is saved and applies the config file
+// when that is saved (watching with fsnotify, debounced so an editor's
+// burst of writes or rename-and-replace ends in one reload), on SIGHUP, and
+// when asked over the admin endpoint. What fails to load never replaces
+// what runs.
 package reload
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
+	"maps"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
+	"github.com/moongate/moongate/gateway"
+	"github.com/moongate/moongate/gateway/config"
+	"github.com/moongate/moongate/gateway/metrics"
 	"github.com/moongate/moongate/scripting"
 )
 
-// Debounce is how long a script must stay unchanged after an event before
-// it is reloaded.
-const Debounce = 40 * time.Millisecond
+// Server is the part of the gateway a config reload drives.
+type Server interface {
+	Apply(cfg *config.Config, services map[string]gateway.Service) error
+}
 
-// Manager reloads the services of a running gateway.
+// Manager reloads the scripts and the config of a running gateway.
 type Manager struct {
-	log      *slog.Logger
-	mu       sync.Mutex
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	server  Server
+
+	mu       sync.Mutex // serializes reloads and guards what follows
+	cfg      *config.Config
 	services map[string]*scripting.Service // endpoint path -> service
-	scripts  map[string][]string           // clean script path -> endpoint paths
+	cfgState ConfigStatus
+	retiring sync.WaitGroup // services of removed endpoints, closing
 }
 
-// New returns a manager of services (endpoint path -> service).
-func New(services map[string]*scripting.Service, log *slog.Logger) *Manager {
-	m := &Manager{log: log, services: services, scripts: make(map[string][]string)}
-	for path, s := range services {
-		script := filepath.Clean(s.Script())
-		m.scripts[script] = append(m.scripts[script], path)
-	}
-	return m
+// New returns a manager for a gateway that serves cfg with services
+// (endpoint path -> service) through server.
+func New(cfg *config.Config, services map[string]*scripting.Service, server Server, log *slog.Logger, m *metrics.Metrics) *Manager {
+	return &Manager{log: log, metrics: m, server: server, cfg: cfg, services: services,
+		cfgState: ConfigStatus{File: cfg.File, LoadedAt: time.Now()}}
 }
+
+// Services returns the services now running, by endpoint path.
+func (m *Manager) Services() map[string]*scripting.Service {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.services)
+}
+
+// Close waits for the services of removed endpoints to finish closing.
+func (m *Manager) Close() { m.retiring.Wait() }
 
 // Result is the outcome of reloading one endpoint's script.
 type Result struct {
@@ -49,8 +66,10 @@ type Result struct {
 	Error    string `json:"error,omitempty"`
 }
 
-// ReloadAll reloads every service whose script changed.
-func (m *Manager) ReloadAll() []Result {
+// ReloadAll applies the config file if it changed, then reloads every
+// script that changed. The error is the config's, if it was refused.
+func (m *Manager) ReloadAll() ([]Result, error) {
+	cfgErr := m.ReloadConfig()
 	m.mu.Lock()
 	paths := make([]string, 0, len(m.services))
 	for p := range m.services {
@@ -60,16 +79,19 @@ func (m *Manager) ReloadAll() []Result {
 	slices.Sort(paths)
 	out := make([]Result, 0, len(paths))
 	for _, p := range paths {
-		out = append(out, m.reload(p))
+		out = append(out, m.reloadScript(p))
 	}
-	return out
+	return out, cfgErr
 }
 
-// reload reloads the service of one endpoint.
-func (m *Manager) reload(endpoint string) Result {
+// reloadScript reloads the script of one endpoint.
+func (m *Manager) reloadScript(endpoint string) Result {
 	m.mu.Lock()
 	s := m.services[endpoint]
 	m.mu.Unlock()
+	if s == nil {
+		return Result{Endpoint: endpoint, Error: "no such endpoint"}
+	}
 	changed, err := s.Reload()
 	r := Result{Endpoint: endpoint, Changed: changed, Version: s.Status().Version}
 	if err != nil {
@@ -78,91 +100,154 @@ func (m *Manager) reload(endpoint string) Result {
 	return r
 }
 
-// Status returns each endpoint's script status.
-func (m *Manager) Status() map[string]scripting.Status {
+// ConfigStatus is what the manager reports about the config file.
+type ConfigStatus struct {
+	File        string    `json:"file"`
+	LoadedAt    time.Time `json:"loaded_at"`
+	Reloads     int       `json:"reloads"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+}
+
+// Status returns the config's status and each endpoint's script status.
+func (m *Manager) Status() (ConfigStatus, map[string]scripting.Status) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make(map[string]scripting.Status, len(m.services))
 	for p, s := range m.services {
 		out[p] = s.Status()
 	}
-	return out
+	return m.cfgState, out
 }
 
-// Watch reloads a service whenever its script is written, until ctx is done.
-// It watches the scripts' folders, so a save by rename-and-replace is seen
-// too; a script that is missing when the quiet period ends is left alone
-// until it appears.
-func (m *Manager) Watch(ctx context.Context) error {
-	w, err := fsnotify.NewWatcher()
+// ReloadConfig reads the config file again and, when it changed, applies
+// it: endpoints added start serving, endpoints removed close their clients
+// with 1001, endpoints changed switch to their new settings (see
+// gateway.Server.Apply and scripting.Service.Update). A config with any
+// error — in the file or in a script it adds or changes — is refused whole
+// and the running one stays. The listen address only changes on restart.
+func (m *Manager) ReloadConfig() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	begin := time.Now()
+	next, err := config.Load(m.cfg.File)
+	if err == nil {
+		err = m.checkScripts(next)
+	}
 	if err != nil {
-		return fmt.Errorf("watch scripts: %w", err)
+		m.cfgState.LastError, m.cfgState.LastErrorAt = err.Error(), time.Now()
+		m.log.Error("config reload failed; the running config stays", "config", m.cfg.File, "err", err.Error())
+		return err
 	}
-	defer w.Close()
-	for _, dir := range m.folders() {
-		if err := w.Add(dir); err != nil {
-			return fmt.Errorf("watch %s: %w", dir, err)
-		}
+	if next.Listen != m.cfg.Listen {
+		m.log.Warn("listen changed in the config: it takes effect after a restart", "running", m.cfg.Listen, "config", next.Listen)
+		next.Listen = m.cfg.Listen
 	}
-	pending := map[string]bool{}
-	quiet := time.NewTimer(time.Hour)
-	quiet.Stop()
-	for {
-		select {
-		case ev, ok := <-w.Events:
-			if !ok {
-				return nil
-			}
-			if name := filepath.Clean(ev.Name); m.watches(name) {
-				pending[name] = true
-				quiet.Reset(Debounce)
-			}
-		case err, ok := <-w.Errors:
-			if !ok {
-				return nil
-			}
-			m.log.Warn("watching scripts", "err", err)
-		case <-quiet.C:
-			m.reloadPending(pending)
-		case <-ctx.Done():
-			return nil
-		}
+	if reflect.DeepEqual(next, m.cfg) {
+		return nil
 	}
+	added, removed, changed, err := m.apply(next)
+	if err != nil {
+		m.cfgState.LastError, m.cfgState.LastErrorAt = err.Error(), time.Now()
+		m.log.Error("config reload failed; the running config stays", "config", m.cfg.File, "err", err.Error())
+		return err
+	}
+	m.cfgState.LoadedAt = time.Now()
+	m.cfgState.Reloads++
+	m.log.Info("config reloaded", "config", next.File, "added", added, "removed", removed, "changed", changed,
+		"took", time.Since(begin).Round(time.Microsecond))
+	return nil
 }
 
-// reloadPending reloads the services of the scripts written since the last
-// quiet period, and forgets them.
-func (m *Manager) reloadPending(pending map[string]bool) {
-	for script := range pending {
-		if _, err := os.Stat(script); errors.Is(err, os.ErrNotExist) {
-			continue // mid-save: the next event brings it back
+// checkScripts compiles and loads the script of every endpoint the new
+// config adds or changes, so that a broken one refuses the whole config.
+func (m *Manager) checkScripts(next *config.Config) error {
+	var errs []error
+	for _, ep := range next.Endpoints {
+		if s := m.services[ep.Path]; s != nil && reflect.DeepEqual(s.Endpoint(), ep) {
+			continue
 		}
-		delete(pending, script)
-		m.mu.Lock()
-		endpoints := slices.Clone(m.scripts[script])
-		m.mu.Unlock()
-		for _, e := range endpoints {
-			m.reload(e)
+		if err := scripting.Check(ep); err != nil {
+			errs = append(errs, fmt.Errorf("endpoint %s: %w", ep.Path, err))
 		}
 	}
+	return errors.Join(errs...)
 }
 
-func (m *Manager) watches(name string) bool {
+// apply starts the services of added endpoints, updates changed ones,
+// switches the server, and retires the services of removed endpoints.
+func (m *Manager) apply(next *config.Config) (added, removed, changed []string, err error) {
+	services := make(map[string]*scripting.Service, len(next.Endpoints))
+	var started []*scripting.Service
+	for _, ep := range next.Endpoints {
+		if s := m.services[ep.Path]; s != nil {
+			services[ep.Path] = s
+			continue
+		}
+		s, err := scripting.New(ep, m.log, m.metrics.Endpoint(ep.Path))
+		if err != nil {
+			for _, s := range started {
+				s.Close()
+			}
+			return nil, nil, nil, fmt.Errorf("endpoint %s: %w", ep.Path, err)
+		}
+		started = append(started, s)
+		services[ep.Path] = s
+		added = append(added, ep.Path)
+	}
+	for _, ep := range next.Endpoints {
+		if s := m.services[ep.Path]; s != nil && !reflect.DeepEqual(s.Endpoint(), ep) {
+			if _, err := s.Update(ep); err != nil {
+				m.log.Error("endpoint kept its previous settings", "endpoint", ep.Path, "err", err.Error())
+			}
+			changed = append(changed, ep.Path)
+		}
+	}
+	gw := make(map[string]gateway.Service, len(services))
+	for p, s := range services {
+		gw[p] = s
+	}
+	if err := m.server.Apply(next, gw); err != nil {
+		for _, s := range started {
+			s.Close()
+		}
+		return nil, nil, nil, err
+	}
+	for p, s := range m.services {
+		if services[p] == nil {
+			removed = append(removed, p)
+			m.retire(s, next.ShutdownTimeout)
+		}
+	}
+	m.cfg, m.services = next, services
+	slices.Sort(added)
+	slices.Sort(removed)
+	slices.Sort(changed)
+	return added, removed, changed, nil
+}
+
+// retire closes the service of a removed endpoint once its clients are
+// gone (their close handlers run) or timeout has passed.
+func (m *Manager) retire(s *scripting.Service, timeout time.Duration) {
+	m.retiring.Add(1)
+	go func() {
+		defer m.retiring.Done()
+		deadline := time.Now().Add(timeout)
+		for s.Hub().ClientCount() > 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		s.Close()
+	}()
+}
+
+// watched returns the files to watch: the config and every script.
+func (m *Manager) watched() (configFile string, scripts map[string][]string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	_, ok := m.scripts[name]
-	return ok
-}
-
-// folders returns the folders holding the scripts.
-func (m *Manager) folders() []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var dirs []string
-	for script := range m.scripts {
-		if d := filepath.Dir(script); !slices.Contains(dirs, d) {
-			dirs = append(dirs, d)
-		}
+	scripts = make(map[string][]string)
+	for path, s := range m.services {
+		script := filepath.Clean(s.Endpoint().Script)
+		scripts[script] = append(scripts[script], path)
 	}
-	return dirs
+	return filepath.Clean(m.cfg.File), scripts
 }
