@@ -162,8 +162,9 @@ func TestDefaultConfigServesEcho(t *testing.T) {
 	}
 }
 
-// TestReadmeFirstService follows the README: write scripts/shout.lua, add it
-// under endpoints in config.example.yaml, and it serves next to the rest.
+// TestReadmeFirstService follows the README on a running gateway: write
+// scripts/shout.lua, add it under endpoints in config.example.yaml, save,
+// and it serves next to the rest without a restart.
 func TestReadmeFirstService(t *testing.T) {
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
@@ -172,20 +173,25 @@ func TestReadmeFirstService(t *testing.T) {
 	script := codeBlockAfter(t, string(readme), "scripts/shout.lua")
 	entry := codeBlockAfter(t, string(readme), "Add it to `config.example.yaml`")
 	example, _ := os.ReadFile("../config.example.yaml")
-	config := strings.Replace(string(example), "\nendpoints:\n", "\nendpoints:\n"+entry, 1)
 	dir := t.TempDir()
 	if err := os.CopyFS(filepath.Join(dir, "scripts"), os.DirFS("../scripts")); err != nil {
 		t.Fatal(err)
 	}
-	writeFiles(t, dir, map[string]string{"scripts/shout.lua": script, "config.yaml": config})
-	g := startGatewayIn(t, dir, "run", "-config", "config.yaml", "-listen", "127.0.0.1:0", "-log-format", "json")
+	writeFiles(t, dir, map[string]string{"config.example.yaml": string(example)})
+	g := startGatewayIn(t, dir, "run", "-listen", "127.0.0.1:0", "-log-format", "json")
+	e := dial(t, g.url("/echo"))
+
+	writeFiles(t, dir, map[string]string{
+		"scripts/shout.lua":   script,
+		"config.example.yaml": strings.Replace(string(example), "\nendpoints:\n", "\nendpoints:\n"+entry, 1),
+	})
+	g.waitLog(`"config reloaded"`, `"/shout"`)
 	c := dial(t, g.url("/shout"))
 	if got := ask(t, c, "hello"); got != "HELLO" {
 		t.Errorf("shout: %q", got)
 	}
-	e := dial(t, g.url("/echo"))
 	if got := ask(t, e, "still here"); got != "still here" {
-		t.Errorf("echo next to shout: %q", got)
+		t.Errorf("echo, connected before the change: %q", got)
 	}
 }
 
