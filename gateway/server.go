@@ -247,8 +247,22 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer s.untrack(c)
 	e.metrics.Connections.Inc()
 	defer e.metrics.Connections.Dec()
-	how := c.Serve(s.ctx, nc, rw.Reader, func(m wsproto.Message) { e.service.Message(s.ctx, c, m) })
+	how := c.Serve(s.ctx, nc, rw.Reader, func(m wsproto.Message) { e.service.Message(s.ctx, c, m) }, e.flusher(c))
 	e.service.Closed(c, how)
+}
+
+// flusher returns how to flush c's pending messages in e's service, with a
+// deadline, or nil when the service handles messages synchronously.
+func (e *endpoint) flusher(c *client.Client) func() {
+	f, ok := e.service.(Flusher)
+	if !ok {
+		return nil
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(e.server.ctx, 2*time.Second)
+		defer cancel()
+		f.Flush(ctx, c)
+	}
 }
 
 func (e *endpoint) refuse(w http.ResponseWriter, label string, status int, reason string, h http.Header) {

@@ -26,6 +26,15 @@ type Service interface {
 	Closed(c *client.Client, how client.Closed)
 }
 
+// Flusher is implemented by a Service that handles messages asynchronously.
+// Flush returns once every message of c handed to Message before the call
+// has been handled (or ctx is done). The gateway calls it before failing a
+// connection for a protocol violation, so that the replies to the messages
+// before the violation are sent ahead of the close frame.
+type Flusher interface {
+	Flush(ctx context.Context, c *client.Client)
+}
+
 // Refusal is the error a Service returns from Connect to refuse a client
 // with an HTTP status and a reason.
 type Refusal struct {

@@ -152,6 +152,18 @@ func (s *Service) Message(ctx context.Context, c *client.Client, m wsproto.Messa
 	s.enqueue(c.Slot.(pin), event{kind: evMessage, c: c, data: string(m.Data), op: m.Op}, true, ctx.Done())
 }
 
+// Flush returns once the events of c queued before the call have been
+// handled, or ctx is done.
+func (s *Service) Flush(ctx context.Context, c *client.Client) {
+	done := make(chan error)
+	if s.enqueue(c.Slot.(pin), event{kind: evBarrier, c: c, reply: done}, true, ctx.Done()) {
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+	}
+}
+
 // Closed queues c's close event; the script's close handler runs, then c
 // leaves every room.
 func (s *Service) Closed(c *client.Client, how client.Closed) {

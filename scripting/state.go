@@ -23,10 +23,11 @@ const (
 	evClose
 	evTimer
 	evReload
+	evBarrier
 )
 
 var eventNames = [...]string{evStart: "start", evConnect: "connect", evMessage: "message", evClose: "close",
-	evTimer: "timer", evReload: "reload"}
+	evTimer: "timer", evReload: "reload", evBarrier: "barrier"}
 
 // event is one thing for a state to do. It travels by value through the inbox.
 type event struct {
@@ -36,7 +37,7 @@ type event struct {
 	op    ws.OpCode
 	how   client.Closed
 	timer int64
-	reply chan error // evConnect: the outcome
+	reply chan error // evConnect: the outcome; evBarrier: closed when reached
 }
 
 // state is one Lua state running the script, and the goroutine that owns it.
@@ -103,7 +104,7 @@ func (st *state) load(proto *lua.FunctionProto) error {
 	}
 	st.handlers = make(map[eventKind]*lua.LFunction)
 	for k, name := range eventNames {
-		if k == int(evTimer) {
+		if k == int(evTimer) || k == int(evBarrier) {
 			continue
 		}
 		switch v := tbl.RawGetString(name).(type) {
@@ -166,6 +167,8 @@ func (st *state) handle(ev event) {
 		st.forget(ev.c)
 	case evTimer:
 		st.fireTimer(ev.timer)
+	case evBarrier:
+		close(ev.reply)
 	}
 }
 

@@ -47,7 +47,7 @@ func TestChatSurvivesTwentyReloadsUnderLoad(t *testing.T) {
 	writeFiles(t, dir, files)
 	g := startGatewayIn(t, dir, "run", "-config", "config.yaml", "-listen", "127.0.0.1:0", "-log-format", "json")
 
-	const rooms, perRoom, says = 10, 20, 25
+	const rooms, perRoom = 10, 20
 	clients := make([]*chatter, rooms*perRoom)
 	for i := range clients {
 		clients[i] = login(t, g.url("/chat"), fmt.Sprintf("u%03d", i))
@@ -59,20 +59,27 @@ func TestChatSurvivesTwentyReloadsUnderLoad(t *testing.T) {
 		}
 	}
 
-	sending := make(chan struct{})
+	// Every client says something every 100 ms until the 20 saves are done.
+	stopSending := make(chan struct{})
+	said := make([]int, len(clients))
 	var senders sync.WaitGroup
 	for i, c := range clients {
 		senders.Add(1)
 		go func() {
 			defer senders.Done()
-			<-sending
-			for n := range says {
+			for n := 0; ; n++ {
+				select {
+				case <-stopSending:
+					said[i] = n
+					return
+				default:
+				}
 				c.send(map[string]any{"type": "say", "room": fmt.Sprintf("r%d", i%rooms), "text": fmt.Sprintf("%s %d", c.nick, n)})
 				time.Sleep(100 * time.Millisecond)
 			}
 		}()
 	}
-	close(sending)
+	time.Sleep(200 * time.Millisecond)
 	good := 0
 	for k := 1; k <= 20; k++ {
 		src := chatVersion(t, k)
@@ -89,7 +96,13 @@ func TestChatSurvivesTwentyReloadsUnderLoad(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	time.Sleep(200 * time.Millisecond)
+	close(stopSending)
 	senders.Wait()
+	carried := make([]int, rooms) // messages each room carried
+	for i := range clients {
+		carried[i%rooms] += said[i]
+	}
 	if n := g.logs.count(`"script reload failed`); n != 5 {
 		t.Errorf("%d reloads failed, want the 5 broken versions", n)
 	}
@@ -98,7 +111,7 @@ func TestChatSurvivesTwentyReloadsUnderLoad(t *testing.T) {
 	for i, c := range clients {
 		next := map[string]int{}
 		lastV := map[string]float64{}
-		for range perRoom * says {
+		for range carried[i%rooms] {
 			e := c.expect("message")
 			var from string
 			var n int

@@ -137,7 +137,7 @@ func New(req *Request, opts Options, m *metrics.Endpoint) *Client {
 		opts:    opts,
 		metrics: m,
 		queue:   make(chan []byte, opts.SendQueue),
-		control: make(chan []byte, 4),
+		control: make(chan []byte, 16),
 		closeCh: make(chan struct{}),
 	}
 	c.SetLimits(opts.MaxMessageBytes, opts.OnFull)

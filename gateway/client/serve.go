@@ -26,10 +26,12 @@ const maxBatch = 64
 // Serve runs the upgraded connection nc until it closes. It reads messages
 // from src (the connection, or a reader buffering it) and hands each to
 // onMessage in order, on the calling goroutine; a second goroutine writes
-// the send queue, pings and the close frame. When ctx is cancelled the
-// client is shut down with 1001. Serve returns once both goroutines have
-// ended and nc is closed.
-func (c *Client) Serve(ctx context.Context, nc net.Conn, src io.Reader, onMessage func(wsproto.Message)) Closed {
+// the send queue, pings and the close frame. When the client breaks the
+// protocol, flush (if not nil) is called before the connection is failed,
+// so the service can finish answering the messages that came before. When
+// ctx is cancelled the client is shut down with 1001. Serve returns once
+// both goroutines have ended and nc is closed.
+func (c *Client) Serve(ctx context.Context, nc net.Conn, src io.Reader, onMessage func(wsproto.Message), flush func()) Closed {
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
@@ -38,17 +40,20 @@ func (c *Client) Serve(ctx context.Context, nc net.Conn, src io.Reader, onMessag
 	stop := context.AfterFunc(ctx, c.Shutdown)
 	defer stop()
 
-	err := c.readLoop(nc, src, onMessage)
-	c.endReading(nc, src, err)
+	r := wsproto.NewReader(src, c.maxMessage.Load())
+	err := c.readLoop(nc, r, onMessage)
+	c.endReading(nc, r, err, flush)
 	<-writerDone
+	if c.close.frame != nil {
+		lingerClose(nc, src, c.opts.CloseTimeout)
+	}
 	nc.Close()
 	return Closed{Code: c.close.code, Reason: c.close.reason, Remote: c.close.echo}
 }
 
 // readLoop reads messages until the peer closes, breaks the protocol, or
 // the connection fails. Once a close is under way, messages are discarded.
-func (c *Client) readLoop(nc net.Conn, src io.Reader, onMessage func(wsproto.Message)) error {
-	r := wsproto.NewReader(src, c.opts.MaxMessageBytes)
+func (c *Client) readLoop(nc net.Conn, r *wsproto.Reader, onMessage func(wsproto.Message)) error {
 	r.OnPing = c.queuePong
 	r.BeforeFrame = func() { c.extendReadDeadline(nc) }
 	r.Limit = c.maxMessage.Load
@@ -79,19 +84,24 @@ func (c *Client) extendReadDeadline(nc net.Conn) {
 }
 
 // endReading settles the close after reading stopped with err.
-func (c *Client) endReading(nc net.Conn, src io.Reader, err error) {
+func (c *Client) endReading(nc net.Conn, r *wsproto.Reader, err error, flush func()) {
 	var ce *wsproto.CloseError
 	switch {
 	case errors.As(err, &ce) && ce.Remote:
 		// The peer's close: echo it, unless it answers ours.
 		c.closeWith(closeRequest{code: ce.Code, reason: ce.Reason, echo: true})
 	case errors.As(err, &ce):
-		// A violation: close with its code, then swallow what the peer still
-		// sends so that closing the socket does not reset the connection
-		// before our close frame is read.
-		c.closeWith(closeRequest{code: ce.Code, reason: ce.Reason})
+		// A violation: write what is already queued (replies to the messages
+		// that came before it), close with its code, then read until the
+		// peer answers the close, so that closing the socket neither resets
+		// the connection before our close frame is read nor waits for the
+		// peer to hang up first.
+		if flush != nil {
+			flush()
+		}
+		c.closeWith(closeRequest{code: ce.Code, reason: ce.Reason, drain: true})
 		nc.SetReadDeadline(time.Now().Add(c.opts.CloseTimeout))
-		io.Copy(io.Discard, src)
+		r.DrainUntilClose()
 	case errors.Is(err, os.ErrDeadlineExceeded) && !c.closing.Load():
 		nc.Close()
 		c.closeWith(closeRequest{code: ws.StatusAbnormalClosure, reason: "idle timeout", silent: true})
@@ -168,11 +178,13 @@ func (c *Client) writeClose(nc net.Conn) {
 	if c.close.drain {
 		c.drainQueue(nc)
 	}
-	if err := c.write(nc, [][]byte{c.close.frame}); err != nil || c.close.echo {
-		nc.Close() // the handshake is complete, or cannot be
+	if err := c.write(nc, [][]byte{c.close.frame}); err != nil {
+		nc.Close() // the handshake cannot complete
 		return
 	}
-	nc.SetReadDeadline(time.Now().Add(c.opts.CloseTimeout))
+	if !c.close.echo {
+		nc.SetReadDeadline(time.Now().Add(c.opts.CloseTimeout)) // for the peer's answer
+	}
 }
 
 // drainQueue writes every frame still queued.
@@ -194,4 +206,17 @@ func (c *Client) write(nc net.Conn, frames [][]byte) error {
 	c.metrics.MessagesOut.Add(float64(len(frames)))
 	c.metrics.BytesOut.Add(float64(n))
 	return err
+}
+
+// lingerClose ends a connection whose close handshake is over (or given up)
+// without resetting it: it shuts the writing side (the peer reads the end of
+// the stream), then reads and discards what the peer still sends until it
+// hangs up or d passes. Closing a socket with unread data would instead send
+// a reset, which can make the peer lose the close frame.
+func lingerClose(nc net.Conn, src io.Reader, d time.Duration) {
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	nc.SetReadDeadline(time.Now().Add(d))
+	io.Copy(io.Discard, io.LimitReader(src, 1<<20))
 }

@@ -70,6 +70,7 @@ type Reader struct {
 	op        ws.OpCode
 	inMessage bool
 	text      utf8Validator
+	left      int64 // payload bytes of the current frame not read yet
 }
 
 // NewReader returns a Reader of messages of at most maxMessage bytes from src.
@@ -122,6 +123,7 @@ func (r *Reader) readHeader() (ws.Header, error) {
 		r.BeforeFrame()
 	}
 	h, err := ws.ReadHeaderBuffer(r.src, r.hdr[:])
+	r.left = h.Length
 	switch {
 	case errors.Is(err, ws.ErrHeaderLengthMSB), errors.Is(err, ws.ErrHeaderLengthUnexpected):
 		return h, protocolError("invalid payload length")
@@ -149,6 +151,7 @@ func (r *Reader) control(h ws.Header) error {
 	if _, err := io.ReadFull(r.src, p); err != nil {
 		return err
 	}
+	r.left = 0
 	ws.Cipher(p, h.Mask, 0)
 	switch h.OpCode {
 	case ws.OpPing:
@@ -236,6 +239,7 @@ func (r *Reader) readData(h ws.Header) error {
 		ws.Cipher(chunk, h.Mask, maskOffset)
 		maskOffset += n
 		remaining -= n
+		r.left = int64(remaining)
 		if r.op == ws.OpText && !r.text.write(chunk) {
 			return &CloseError{Code: ws.StatusInvalidFramePayloadData, Reason: "invalid UTF-8 in text message"}
 		}
@@ -251,4 +255,31 @@ func grow(b []byte, n int) []byte {
 	nb := make([]byte, len(b)+n, max(2*cap(b), len(b)+n, 512))
 	copy(nb, b)
 	return nb
+}
+
+// drainLimit is the most of a rule-breaking frame DrainUntilClose skips.
+const drainLimit = 1 << 20
+
+// DrainUntilClose reads and discards frames, checking nothing, until the
+// peer's close frame (it returns nil) or an error. A connection uses it
+// after it failed the connection, to see the peer's answer to its close.
+func (r *Reader) DrainUntilClose() error {
+	if r.left > drainLimit {
+		return errors.New("not draining an oversized frame")
+	}
+	if _, err := io.CopyN(io.Discard, r.src, r.left); err != nil { // the rest of the frame that broke the rules
+		return err
+	}
+	for {
+		h, err := ws.ReadHeaderBuffer(r.src, r.hdr[:])
+		if err != nil {
+			return err
+		}
+		if h.OpCode == ws.OpClose {
+			return nil
+		}
+		if _, err := io.CopyN(io.Discard, r.src, h.Length); err != nil {
+			return err
+		}
+	}
 }

@@ -153,3 +153,28 @@ func TestFrameEncoding(t *testing.T) {
 		t.Errorf("close reason not cut on a rune boundary: %q", f.Payload)
 	}
 }
+
+// TestUTF8ValidatorByteByByte feeds valid and invalid text one byte at a
+// time, the hardest split there is.
+func TestUTF8ValidatorByteByByte(t *testing.T) {
+	valid := []byte("κόσμε, мир, 世界, 𝄞 and a\u00a0nbsp")
+	var v utf8Validator
+	for i := range valid {
+		if !v.write(valid[i : i+1]) {
+			t.Fatalf("valid text rejected at byte %d (%#x)", i, valid[i])
+		}
+	}
+	if !v.complete() {
+		t.Fatal("valid text reported incomplete")
+	}
+	for _, bad := range [][]byte{{0xed, 0xa0, 0x80}, {0xf4, 0x90}, {0xc0, 0xaf}, {0xe0, 0x80}, {0xff}} {
+		var v utf8Validator
+		ok := true
+		for i := range bad {
+			ok = ok && v.write(bad[i:i+1])
+		}
+		if ok {
+			t.Errorf("% x accepted byte by byte", bad)
+		}
+	}
+}

@@ -29,6 +29,9 @@ func (v *utf8Validator) write(p []byte) bool {
 			v.n = 0
 		}
 	}
+	if v.n > 0 { // p ended inside the pending sequence
+		return true
+	}
 	tail := incompleteTail(p)
 	body := p[:len(p)-tail]
 	if !utf8.Valid(body) {

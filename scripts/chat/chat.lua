@@ -209,7 +209,8 @@ function chat.close(client)
   local nick = client:get("nick")
   if not nick then return end
   for _, room in ipairs(client:rooms()) do
-    presence(room, nick, "leave", client)
+    rooms.leave(room, client) -- first, so whoever hears of it no longer sees the client there
+    presence(room, nick, "leave")
   end
   store.del(nick_key(nick), client.id)
   store.del("rate:" .. client.id)
