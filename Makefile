@@ -1,9 +1,17 @@
 # Moongate: `make test` runs every test; `make run` serves config.example.yaml.
 GO ?= go
 
-.PHONY: test vet fmt-check unit bench run build browser-deps
+.PHONY: test vet fmt-check unit fuzz bench run build browser-deps
 
-test: fmt-check vet browser-deps unit
+test: fmt-check vet browser-deps unit fuzz
+
+# A short fuzz run of each target on top of its seed corpus; a crasher is
+# kept under testdata/fuzz and stays a regression case.
+FUZZTIME ?= 5s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./gateway/wsproto
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./gateway/config
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./scripting/luaval
 
 # The browser tests drive Debian's Chromium; install it when missing and possible.
 browser-deps:
