@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"reflect"
+	"runtime/metrics"
 	"sync"
 	"time"
 
@@ -108,16 +109,20 @@ func (g *generation) budget() time.Duration {
 	return g.ep.Budget
 }
 
-// watchBudgets interrupts any handler of gen that runs past the budget.
+// watchBudgets interrupts any handler of gen that runs past the budget or
+// grows the heap past the endpoint's handler_memory.
 func (s *Service) watchBudgets(gen *generation) {
 	budget := gen.budget()
-	t := time.NewTicker(max(budget/5, time.Millisecond))
+	memLimit := uint64(max(gen.ep.HandlerMemory, 0))
+	t := time.NewTicker(min(max(budget/5, time.Millisecond), 20*time.Millisecond))
 	defer t.Stop()
+	heap := newHeapGauge()
 	for {
 		select {
 		case now := <-t.C:
+			h := heap.bytes()
 			for _, st := range gen.states {
-				st.interruptIfOver(now, budget)
+				st.interruptIfOver(now, budget, h, memLimit)
 			}
 		case <-gen.ctx.Done():
 			return
@@ -249,4 +254,19 @@ func (st *state) callDirect(kind eventKind, args ...lua.LValue) error {
 		st.report(eventNames[kind], nil, err)
 	}
 	return err
+}
+
+// heapGauge reads the bytes of live heap objects, without allocating.
+type heapGauge struct{ sample []metrics.Sample }
+
+func newHeapGauge() *heapGauge {
+	return &heapGauge{sample: []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}}
+}
+
+func (g *heapGauge) bytes() uint64 {
+	metrics.Read(g.sample)
+	if g.sample[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return g.sample[0].Value.Uint64()
 }

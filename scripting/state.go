@@ -55,9 +55,12 @@ type state struct {
 
 	// Budget enforcement: started is when the running handler began (0 when
 	// idle); the watchdog cancels runCtx when a handler runs too long.
-	started   atomic.Int64
-	runMu     sync.Mutex
-	runCancel context.CancelFunc
+	started    atomic.Int64
+	runMu      sync.Mutex
+	runCancel  context.CancelFunc
+	stopReason atomic.Int32 // why the watchdog stopped the last handler
+	seenStart  int64        // the watchdog's own: the call it last saw running
+	heapBase   uint64       // the watchdog's own: the heap when it first saw that call
 }
 
 // newState creates a sandboxed Lua state with the API installed, runs the
@@ -234,6 +237,9 @@ func (st *state) protectedCall(fn *lua.LFunction, nret int, args ...lua.LValue) 
 		if err != nil {
 			se := runtimeError(st.gen.ep.Script, err)
 			se.Msg = fmt.Sprintf("handler stopped: it ran past its budget of %s", st.gen.budget())
+			if st.stopReason.Swap(0) == stoppedForMemory {
+				se.Msg = fmt.Sprintf("handler stopped: it grew the heap by more than %d MiB (handler_memory)", st.gen.ep.HandlerMemory>>20)
+			}
 			return se
 		}
 	}
@@ -265,16 +271,37 @@ func (st *state) resetContext() {
 	st.L.SetContext(ctx)
 }
 
+// Why the watchdog stopped a handler.
+const (
+	stoppedForTime int32 = iota + 1
+	stoppedForMemory
+)
+
 // interruptIfOver cancels the running handler if it started more than
-// budget before now. It is called by the watchdog goroutine.
-func (st *state) interruptIfOver(now time.Time, budget time.Duration) {
+// budget before now, or if the heap grew by more than memLimit since the
+// watchdog first saw it running. It is called by the watchdog goroutine
+// only, which alone touches seenStart and heapBase.
+func (st *state) interruptIfOver(now time.Time, budget time.Duration, heap, memLimit uint64) {
 	started := st.started.Load()
-	if started == 0 || now.UnixNano()-started < int64(budget) {
+	if started == 0 {
+		return
+	}
+	if started != st.seenStart {
+		st.seenStart, st.heapBase = started, heap
+	}
+	var reason int32
+	switch {
+	case now.UnixNano()-started >= int64(budget):
+		reason = stoppedForTime
+	case memLimit > 0 && heap > st.heapBase+memLimit:
+		reason = stoppedForMemory
+	default:
 		return
 	}
 	st.runMu.Lock()
 	defer st.runMu.Unlock()
 	if st.started.Load() == started {
+		st.stopReason.Store(reason)
 		st.runCancel()
 	}
 }

@@ -20,6 +20,7 @@ const (
 	DefaultIdleTimeout     = 60 * time.Second
 	DefaultBudget          = 250 * time.Millisecond
 	DefaultInbox           = 1024
+	DefaultHandlerMemory   = 256 << 20
 )
 
 // Config is a whole config file.
@@ -46,6 +47,7 @@ type Endpoint struct {
 	Origins         []string       // allowed Origin values; empty: same-origin and non-browser clients
 	Budget          time.Duration  // how long one Lua handler call may run
 	Inbox           int            // events queued per Lua state
+	HandlerMemory   int64          // how much one handler call may grow the heap before it is stopped; 0: no limit
 	Options         map[string]any // free-form settings handed to the script as `options`
 	Auth            *Auth          // sign-in with tokens; nil: no sign-in, everyone is a guest
 }
@@ -98,6 +100,7 @@ func defaultEndpoint() Endpoint {
 		IdleTimeout:     DefaultIdleTimeout,
 		Budget:          DefaultBudget,
 		Inbox:           DefaultInbox,
+		HandlerMemory:   DefaultHandlerMemory,
 		Options:         map[string]any{},
 	}
 }

@@ -34,6 +34,7 @@ endpoints:
     origins: ["https://example.com", "*"]
     budget: 50ms
     inbox: 10
+    handler_memory: 64MiB
     options:
       greeting: hi
       n: 3
@@ -50,10 +51,10 @@ static:
 		Endpoints: []Endpoint{{
 			Line: 4, Path: "/echo", Script: filepath.Join(dir, "echo.lua"), States: 3, MaxMessageBytes: 1 << 20,
 			SendQueue: 16, OnFull: OnFullDrop, PingInterval: 5 * time.Second, IdleTimeout: 20 * time.Second,
-			Origins: []string{"https://example.com", "*"}, Budget: 50 * time.Millisecond, Inbox: 10,
+			Origins: []string{"https://example.com", "*"}, Budget: 50 * time.Millisecond, Inbox: 10, HandlerMemory: 64 << 20,
 			Options: map[string]any{"greeting": "hi", "n": 3, "list": []any{1, "two"}},
 		}},
-		Static: []Static{{Line: 20, Prefix: "/", Dir: filepath.Join(dir, "www")}},
+		Static: []Static{{Line: 21, Prefix: "/", Dir: filepath.Join(dir, "www")}},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
@@ -70,7 +71,7 @@ func TestDefaults(t *testing.T) {
 	if cfg.Listen != DefaultListen || cfg.ShutdownTimeout != DefaultShutdownTimeout || ep.States != AutoStates() ||
 		ep.MaxMessageBytes != DefaultMaxMessageBytes || ep.SendQueue != DefaultSendQueue || ep.OnFull != OnFullClose ||
 		ep.PingInterval != DefaultPingInterval || ep.IdleTimeout != DefaultIdleTimeout || ep.Budget != DefaultBudget ||
-		ep.Inbox != DefaultInbox || ep.Options == nil || len(ep.Origins) != 0 {
+		ep.Inbox != DefaultInbox || ep.HandlerMemory != DefaultHandlerMemory || ep.Options == nil || len(ep.Origins) != 0 {
 		t.Errorf("defaults not applied: %+v %+v", cfg, ep)
 	}
 }

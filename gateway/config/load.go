@@ -165,6 +165,7 @@ func (d *decoder) endpoint(n *yaml.Node, path string) Endpoint {
 		"origins":           func(v *yaml.Node, f string) { ep.Origins = d.strings(v, f) },
 		"budget":            func(v *yaml.Node, f string) { ep.Budget = d.duration(v, f, msec, 60*sec) },
 		"inbox":             func(v *yaml.Node, f string) { ep.Inbox = int(d.integer(v, f, 1, 1_000_000)) },
+		"handler_memory":    func(v *yaml.Node, f string) { ep.HandlerMemory = d.size(v, f, 0, 1<<40) },
 		"options":           func(v *yaml.Node, f string) { ep.Options = d.options(v, f) },
 		"auth":              func(v *yaml.Node, f string) { ep.Auth = d.auth(v, f) },
 	})
