@@ -5,6 +5,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,9 +34,13 @@ type Server struct {
 	ctx     context.Context        // cancelled when shutdown starts
 	cancel  context.CancelFunc
 
+	tls *tls.Config // nil: plain TCP
+
 	mu       sync.Mutex
 	closing  bool
 	live     map[*client.Client]liveConn
+	perIP    map[string]int // admitted connections by remote address
+	admitted int            // admitted connections in all
 	handlers sync.WaitGroup
 }
 
@@ -60,11 +65,23 @@ type endpoint struct {
 // service that implements it.
 func New(cfg *config.Config, services map[string]Service, log *slog.Logger, m *metrics.Metrics) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{log: log, metrics: m, ctx: ctx, cancel: cancel, live: make(map[*client.Client]liveConn)}
+	s := &Server{log: log, metrics: m, ctx: ctx, cancel: cancel, live: make(map[*client.Client]liveConn), perIP: make(map[string]int)}
 	rt, err := s.newRoutes(cfg, services, nil)
 	if err != nil {
 		cancel()
 		return nil, err
+	}
+	if cfg.TLS != nil {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
+	}
+	handshakeTimeout := cfg.Limits.HandshakeTimeout
+	if handshakeTimeout <= 0 {
+		handshakeTimeout = config.DefaultHandshakeTimeout
 	}
 	s.routes.Store(rt)
 	s.mux = http.NewServeMux()
@@ -72,7 +89,7 @@ func New(cfg *config.Config, services map[string]Service, log *slog.Logger, m *m
 	s.mux.Handle("/metrics", m.Handler())
 	s.http = &http.Server{
 		Handler:           http.HandlerFunc(s.route),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: handshakeTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return s, nil
@@ -142,12 +159,17 @@ func (s *Server) Handler() http.Handler { return s.http.Handler }
 // http.ErrServerClosed after a shutdown.
 func (s *Server) Serve(ln net.Listener) error {
 	rt := s.routes.Load()
+	ws, web := "ws://", "http://"
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+		ws, web = "wss://", "https://"
+	}
 	for _, ec := range rt.cfg.Endpoints {
 		s.log.Info("serving endpoint", "endpoint", ec.Path, "script", ec.Script, "states", ec.States,
-			"url", "ws://"+ln.Addr().String()+ec.Path)
+			"url", ws+ln.Addr().String()+ec.Path)
 	}
 	for _, st := range rt.cfg.Static {
-		s.log.Info("serving files", "prefix", st.Prefix, "dir", st.Dir, "url", "http://"+ln.Addr().String()+st.Prefix)
+		s.log.Info("serving files", "prefix", st.Prefix, "dir", st.Dir, "url", web+ln.Addr().String()+st.Prefix)
 	}
 	s.log.Info("moongate started", "listen", ln.Addr().String(), "config", rt.cfg.File)
 	return s.http.Serve(ln)
@@ -186,6 +208,33 @@ func (s *Server) cutAll() {
 	}
 }
 
+// admit counts a new connection against the config's limits (global and
+// per remote address) and returns how to release it, or false when a limit
+// is reached.
+func (s *Server) admit(r *http.Request) (release func(), ok bool) {
+	limits := s.routes.Load().cfg.Limits
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if (limits.MaxConnections > 0 && s.admitted >= limits.MaxConnections) ||
+		(limits.MaxPerIP > 0 && s.perIP[ip] >= limits.MaxPerIP) {
+		return nil, false
+	}
+	s.admitted++
+	s.perIP[ip]++
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.admitted--
+		if s.perIP[ip]--; s.perIP[ip] == 0 {
+			delete(s.perIP, ip)
+		}
+	}, true
+}
+
 // track registers a live connection, unless shutdown has begun or its
 // endpoint has been removed.
 func (s *Server) track(c *client.Client, nc net.Conn, e *endpoint) bool {
@@ -218,6 +267,12 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.refuse(w, "origin", http.StatusForbidden, "origin not allowed", nil)
 		return
 	}
+	release, ok := s.admit(r)
+	if !ok {
+		e.refuse(w, "limit", http.StatusServiceUnavailable, "too many connections, try again later", http.Header{"Retry-After": {"5"}})
+		return
+	}
+	defer release()
 	var claims map[string]any
 	if e.auth != nil {
 		var err error

@@ -30,6 +30,27 @@ type Config struct {
 	ShutdownTimeout time.Duration // how long a graceful shutdown may take
 	Endpoints       []Endpoint    // WebSocket endpoints, at least one
 	Static          []Static      // folders served over plain HTTP
+	Limits          Limits        // connection limits
+	TLS             *TLS          // serve https and wss; nil: plain http and ws
+}
+
+// Limits bound the connections the gateway accepts.
+type Limits struct {
+	MaxConnections   int           // WebSocket connections at once, all endpoints; 0: no limit
+	MaxPerIP         int           // WebSocket connections at once from one remote address; 0: no limit
+	HandshakeTimeout time.Duration // how long a client may take to send its upgrade request's headers
+}
+
+// Default limits.
+const (
+	DefaultMaxConnections   = 100_000
+	DefaultHandshakeTimeout = 10 * time.Second
+)
+
+// TLS names the certificate and key a TLS listener serves with.
+type TLS struct {
+	Cert string // PEM certificate (chain), resolved against the config's folder
+	Key  string // PEM private key, resolved likewise
 }
 
 // Endpoint maps a URL path to the Lua script that implements its service,

@@ -42,6 +42,8 @@ endpoints:
 static:
   - prefix: /
     dir: www
+limits: {max_connections: 500, max_per_ip: 20, handshake_timeout: 2s}
+tls: {cert: echo.lua, key: echo.lua}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -55,6 +57,8 @@ static:
 			Options: map[string]any{"greeting": "hi", "n": 3, "list": []any{1, "two"}},
 		}},
 		Static: []Static{{Line: 21, Prefix: "/", Dir: filepath.Join(dir, "www")}},
+		Limits: Limits{MaxConnections: 500, MaxPerIP: 20, HandshakeTimeout: 2 * time.Second},
+		TLS:    &TLS{Cert: filepath.Join(dir, "echo.lua"), Key: filepath.Join(dir, "echo.lua")},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
@@ -68,7 +72,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	ep := cfg.Endpoints[0]
-	if cfg.Listen != DefaultListen || cfg.ShutdownTimeout != DefaultShutdownTimeout || ep.States != AutoStates() ||
+	if cfg.Listen != DefaultListen || cfg.ShutdownTimeout != DefaultShutdownTimeout || cfg.TLS != nil ||
+		cfg.Limits != (Limits{MaxConnections: DefaultMaxConnections, HandshakeTimeout: DefaultHandshakeTimeout}) || ep.States != AutoStates() ||
 		ep.MaxMessageBytes != DefaultMaxMessageBytes || ep.SendQueue != DefaultSendQueue || ep.OnFull != OnFullClose ||
 		ep.PingInterval != DefaultPingInterval || ep.IdleTimeout != DefaultIdleTimeout || ep.Budget != DefaultBudget ||
 		ep.Inbox != DefaultInbox || ep.HandlerMemory != DefaultHandlerMemory || ep.Options == nil || len(ep.Origins) != 0 {

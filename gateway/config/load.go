@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"time"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -107,7 +108,8 @@ func join(path, name string) string {
 
 // config decodes the document.
 func (d *decoder) config(doc *yaml.Node) *Config {
-	cfg := &Config{File: d.file, Listen: DefaultListen, ShutdownTimeout: DefaultShutdownTimeout}
+	cfg := &Config{File: d.file, Listen: DefaultListen, ShutdownTimeout: DefaultShutdownTimeout,
+		Limits: Limits{MaxConnections: DefaultMaxConnections, HandshakeTimeout: DefaultHandshakeTimeout}}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		d.fail(nil, "", "the file is empty: a config needs at least one endpoint")
 		return cfg
@@ -126,6 +128,8 @@ func (d *decoder) config(doc *yaml.Node) *Config {
 		"static": func(v *yaml.Node, f string) {
 			d.each(v, f, func(item *yaml.Node, f string) { cfg.Static = append(cfg.Static, d.static(item, f)) })
 		},
+		"limits": func(v *yaml.Node, f string) { d.limits(v, f, &cfg.Limits) },
+		"tls":    func(v *yaml.Node, f string) { cfg.TLS = d.tls(v, f) },
 	})
 	if len(cfg.Endpoints) == 0 && root.Kind == yaml.MappingNode {
 		n := endpointsNode
@@ -197,6 +201,32 @@ func (d *decoder) static(n *yaml.Node, path string) Static {
 		}
 	}
 	return st
+}
+
+// limits decodes the `limits` mapping into l.
+func (d *decoder) limits(n *yaml.Node, path string, l *Limits) {
+	d.fields(n, path, map[string]func(*yaml.Node, string){
+		"max_connections":   func(v *yaml.Node, f string) { l.MaxConnections = int(d.integer(v, f, 0, 100_000_000)) },
+		"max_per_ip":        func(v *yaml.Node, f string) { l.MaxPerIP = int(d.integer(v, f, 0, 100_000_000)) },
+		"handshake_timeout": func(v *yaml.Node, f string) { l.HandshakeTimeout = d.duration(v, f, msec, 10*time.Minute) },
+	})
+}
+
+// tls decodes the `tls` mapping.
+func (d *decoder) tls(n *yaml.Node, path string) *TLS {
+	t := &TLS{}
+	seen := d.fields(n, path, map[string]func(*yaml.Node, string){
+		"cert": func(v *yaml.Node, f string) { t.Cert = d.existingPath(v, f, false) },
+		"key":  func(v *yaml.Node, f string) { t.Key = d.existingPath(v, f, false) },
+	})
+	if n.Kind == yaml.MappingNode {
+		for _, required := range []string{"cert", "key"} {
+			if !seen[required] {
+				d.fail(n, join(path, required), "missing: tls needs a cert and a key")
+			}
+		}
+	}
+	return t
 }
 
 // auth decodes an endpoint's `auth` mapping.
