@@ -3,11 +3,11 @@ package config
 import (
 	"fmt"
 	"os"
-	"time"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
