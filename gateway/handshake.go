@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -72,4 +73,17 @@ func originAllowed(r *http.Request, allowed []string) bool {
 		}
 	}
 	return false
+}
+
+// chooseProtocol returns the first subprotocol the client offers that the
+// endpoint speaks, or "" (the connection then goes on without one).
+func chooseProtocol(r *http.Request, speaks []string) string {
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" && slices.Contains(speaks, p) {
+				return p
+			}
+		}
+	}
+	return ""
 }

@@ -281,13 +281,18 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	protocol := chooseProtocol(r, e.cfg.Subprotocols)
 	c := client.New(&client.Request{Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header,
-		RemoteAddr: r.RemoteAddr, Host: r.Host, Claims: claims}, e.opts, e.metrics)
+		RemoteAddr: r.RemoteAddr, Host: r.Host, Claims: claims, Protocol: protocol}, e.opts, e.metrics)
 	if err := e.service.Connect(r.Context(), c); err != nil {
 		e.refuseService(w, c, err)
 		return
 	}
-	nc, rw, _, err := ws.HTTPUpgrader{Timeout: 10 * time.Second}.Upgrade(r, w)
+	upgrader := ws.HTTPUpgrader{Timeout: 10 * time.Second}
+	if protocol != "" {
+		upgrader.Protocol = func(p string) bool { return p == protocol }
+	}
+	nc, rw, _, err := upgrader.Upgrade(r, w)
 	if err != nil {
 		s.log.Info("upgrade failed", "endpoint", e.cfg.Path, "client", c.ID(), "err", err)
 		e.service.Closed(c, client.Closed{Code: ws.StatusAbnormalClosure, Reason: "upgrade failed"})

@@ -14,6 +14,7 @@ import (
 const clientTypeName = "moongate.client"
 
 // openClient registers the client type: fields id, path, remote, host,
+// protocol (the negotiated subprotocol, or ""),
 // user (the token's sub) and claims (the token's claims), and
 // methods send, close, get, set, attrs, query, header, rooms. It also
 // installs the `clients` module (get, count).
@@ -79,6 +80,8 @@ func clientField(c *client.Client, key string) lua.LValue {
 		return lua.LString(req.RemoteAddr)
 	case "host":
 		return lua.LString(req.Host)
+	case "protocol":
+		return lua.LString(req.Protocol)
 	case "user":
 		if sub, ok := req.Claims["sub"].(string); ok {
 			return lua.LString(sub)

@@ -257,5 +257,23 @@ func handshakeCases(addr string) []handshakeCase {
 		{"H.5", "POST", expect("POST", nil, 405, "Allow: GET")},
 		{"H.6", "no Upgrade header", expect("GET", func(h http.Header) { h.Del("Upgrade") }, 426, "Upgrade: websocket")},
 		{"H.7", "Origin of another site", expect("GET", func(h http.Header) { h.Set("Origin", "https://evil.example") }, 403, "")},
+		{"H.8", "subprotocols offered: the first one the endpoint speaks is chosen", expect("GET", func(h http.Header) {
+			h.Set("Sec-Websocket-Protocol", "mqtt, chat.v1, chat.v2")
+		}, 101, "Sec-Websocket-Protocol: chat.v1")},
+		{"H.9", "no subprotocol in common: none chosen", func() error {
+			h := good()
+			h.Set("Sec-Websocket-Protocol", "mqtt")
+			req, _ := http.NewRequest("GET", "http://"+addr+"/echo", nil)
+			req.Header = h
+			resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 101 || resp.Header.Get("Sec-Websocket-Protocol") != "" {
+				return fmt.Errorf("got %d with protocol %q", resp.StatusCode, resp.Header.Get("Sec-Websocket-Protocol"))
+			}
+			return nil
+		}},
 	}
 }

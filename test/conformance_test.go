@@ -221,7 +221,7 @@ func clientClosesCase(codes []int, frames ...[]byte) func(*rawConn) (verdict, er
 
 func TestConformance(t *testing.T) {
 	files := echoFiles(t, "")
-	files["config.yaml"] = "endpoints:\n  - path: /echo\n    script: echo.lua\n    max_message_bytes: 20MiB\n" +
+	files["config.yaml"] = "endpoints:\n  - path: /echo\n    script: echo.lua\n    max_message_bytes: 20MiB\n    subprotocols: [chat.v2, chat.v1]\n" +
 		"  - path: /small\n    script: echo.lua\n    max_message_bytes: 1KiB\n"
 	g := startGateway(t, files)
 	var report strings.Builder

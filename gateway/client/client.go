@@ -71,6 +71,8 @@ type Request struct {
 	// Claims are the claims of the client's verified sign-in token; nil
 	// for a guest.
 	Claims map[string]any
+	// Protocol is the subprotocol negotiated with the client, or "".
+	Protocol string
 }
 
 // Errors returned by Send.
