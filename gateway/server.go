@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 	"github.com/moongate/moongate/gateway/auth"
 	"github.com/moongate/moongate/gateway/client"
 	"github.com/moongate/moongate/gateway/config"
@@ -292,7 +293,19 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if protocol != "" {
 		upgrader.Protocol = func(p string) bool { return p == protocol }
 	}
+	var deflate *wsflate.Extension
+	if e.cfg.Compression {
+		// No context takeover either way: a broadcast frame is shared by
+		// every member, and each connection keeps no compression window.
+		deflate = &wsflate.Extension{Parameters: wsflate.Parameters{ServerNoContextTakeover: true, ClientNoContextTakeover: true}}
+		upgrader.Negotiate = deflate.Negotiate
+	}
 	nc, rw, _, err := upgrader.Upgrade(r, w)
+	if deflate != nil {
+		if _, ok := deflate.Accepted(); ok {
+			c.AcceptCompressed()
+		}
+	}
 	if err != nil {
 		s.log.Info("upgrade failed", "endpoint", e.cfg.Path, "client", c.ID(), "err", err)
 		e.service.Closed(c, client.Closed{Code: ws.StatusAbnormalClosure, Reason: "upgrade failed"})

@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"compress/flate"
 	"fmt"
 	"net/http"
 	"strings"
@@ -214,8 +215,39 @@ func conformanceCases() []confCase {
 		ws.WriteHeader(&b, ws.Header{Fin: true, OpCode: ws.OpBinary, Masked: true, Length: 1 << 62})
 		return b.Bytes()
 	}()))
+	// C: permessage-deflate (RFC 7692) on an endpoint with compression on.
+	poem := bytes.Repeat([]byte("Rain on the roof, κόσμε, rain on the sea. "), 400)
+	add("C.1", "permessage-deflate negotiated without context takeover", func(c *rawConn) (verdict, error) {
+		want := "permessage-deflate;server_no_context_takeover;client_no_context_takeover"
+		if strings.ReplaceAll(c.extensions, " ", "") != want {
+			return fail, fmt.Errorf("extensions %q, want %q", c.extensions, want)
+		}
+		return pass, nil
+	})
+	add("C.2", "compressed text message", echoCase(ws.OpText, poem, deflateFrame(true, ws.OpText, compress(poem))))
+	add("C.3", "compressed binary message in 3 fragments", func(c *rawConn) (verdict, error) {
+		z := compress(poem)
+		c.send(deflateFrame(false, ws.OpBinary, z[:5]), frame(false, 0, ws.OpContinuation, z[5:20]), frame(true, 0, ws.OpContinuation, z[20:]))
+		return strict(c.expectMessage(ws.OpBinary, poem))
+	})
+	add("C.4", "uncompressed message on a compressing connection", echoCase(ws.OpText, []byte("plain"), text("plain")))
+	add("C.5", "decompression bomb: 16 MiB of zeros in a small frame", closeCase([]int{1009}, deflateFrame(true, ws.OpBinary, compress(make([]byte, 16<<20)))))
+	add("C.6", "RSV1 on a continuation frame", closeCase([]int{1002}, frame(false, 0, ws.OpText, []byte("a")), frame(true, 4, ws.OpContinuation, []byte("b"))))
+	add("C.7", "compressed text that is not UTF-8", closeCase([]int{1007}, deflateFrame(true, ws.OpText, compress([]byte{'a', 0xff}))))
 	return cases
 }
+
+// compress deflates p as permessage-deflate sends it (the tail removed).
+func compress(p []byte) []byte {
+	var b bytes.Buffer
+	w, _ := flate.NewWriter(&b, flate.BestCompression)
+	w.Write(p)
+	w.Flush()
+	return bytes.TrimSuffix(b.Bytes(), []byte{0, 0, 0xff, 0xff})
+}
+
+// deflateFrame is a frame with RSV1, the compression bit, set.
+func deflateFrame(fin bool, op ws.OpCode, payload []byte) []byte { return frame(fin, 4, op, payload) }
 
 // handshakeCase checks one opening handshake.
 type handshakeCase struct {

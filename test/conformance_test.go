@@ -32,17 +32,22 @@ const (
 
 // rawConn is an upgraded connection driven byte by byte.
 type rawConn struct {
-	nc net.Conn
-	br *bufio.Reader
+	nc         net.Conn
+	br         *bufio.Reader
+	extensions string // the server's Sec-WebSocket-Extensions answer
 }
 
-func rawDial(addr, path string) (*rawConn, error) {
+func rawDial(addr, path string, extraHeaders ...string) (*rawConn, error) {
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+	for _, h := range extraHeaders {
+		req += h + "\r\n"
+	}
+	req += "\r\n"
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(nc, req); err != nil {
 		return nil, err
@@ -55,7 +60,7 @@ func rawDial(addr, path string) (*rawConn, error) {
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		return nil, fmt.Errorf("upgrade: %s", resp.Status)
 	}
-	return &rawConn{nc: nc, br: br}, nil
+	return &rawConn{nc: nc, br: br, extensions: resp.Header.Get("Sec-Websocket-Extensions")}, nil
 }
 
 // frame builds a masked client frame with any header bits.
@@ -222,17 +227,21 @@ func clientClosesCase(codes []int, frames ...[]byte) func(*rawConn) (verdict, er
 func TestConformance(t *testing.T) {
 	files := echoFiles(t, "")
 	files["config.yaml"] = "endpoints:\n  - path: /echo\n    script: echo.lua\n    max_message_bytes: 20MiB\n    subprotocols: [chat.v2, chat.v1]\n" +
-		"  - path: /small\n    script: echo.lua\n    max_message_bytes: 1KiB\n"
+		"  - path: /small\n    script: echo.lua\n    max_message_bytes: 1KiB\n" +
+		"  - path: /deflate\n    script: echo.lua\n    max_message_bytes: 1MiB\n    compression: true\n"
 	g := startGateway(t, files)
 	var report strings.Builder
 	report.WriteString("| case | what is sent | result |\n| --- | --- | --- |\n")
 	failed := 0
 	for _, cc := range conformanceCases() {
-		path := "/echo"
-		if strings.HasPrefix(cc.id, "L") {
+		path, headers := "/echo", []string(nil)
+		switch cc.id[0] {
+		case 'L':
 			path = "/small"
+		case 'C':
+			path, headers = "/deflate", []string{"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"}
 		}
-		c, err := rawDial(g.addr, path)
+		c, err := rawDial(g.addr, path, headers...)
 		if err != nil {
 			t.Fatalf("%s: %v", cc.id, err)
 		}

@@ -99,3 +99,31 @@ func TestMessageOverLimitClosesWith1009(t *testing.T) {
 		t.Fatalf("close code %d, want 1009", code)
 	}
 }
+
+// TestCompressionWithAnotherLibrary negotiates permessage-deflate with
+// coder/websocket, which then compresses what it sends.
+func TestCompressionWithAnotherLibrary(t *testing.T) {
+	files := echoFiles(t, "")
+	files["config.yaml"] = "endpoints:\n  - path: /echo\n    script: echo.lua\n    compression: true\n    max_message_bytes: 1MiB\n"
+	g := startGateway(t, files)
+	for _, mode := range []websocket.CompressionMode{websocket.CompressionNoContextTakeover, websocket.CompressionContextTakeover} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, resp, err := websocket.Dial(ctx, g.url("/echo"), &websocket.DialOptions{CompressionMode: mode})
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		c.SetReadLimit(1 << 20)
+		if ext := resp.Header.Get("Sec-WebSocket-Extensions"); !strings.HasPrefix(ext, "permessage-deflate") {
+			t.Errorf("mode %v: extensions %q", mode, ext)
+		}
+		for _, msg := range []string{strings.Repeat("squeeze me ", 20000), "short", strings.Repeat("again ", 30000)} {
+			c.Write(ctx, websocket.MessageText, []byte(msg))
+			if _, got, err := c.Read(ctx); err != nil || string(got) != msg {
+				t.Fatalf("mode %v: echo of %d bytes: %d bytes, %v", mode, len(msg), len(got), err)
+			}
+		}
+		c.Close(websocket.StatusNormalClosure, "")
+		cancel()
+	}
+}

@@ -101,6 +101,7 @@ type Client struct {
 	// afterwards.
 	Slot any
 
+	inflate    bool         // permessage-deflate negotiated; set before Serve
 	maxMessage atomic.Int64 // Options.MaxMessageBytes, changeable while connected
 	onFull     atomic.Int32 // Options.OnFull, changeable while connected
 
@@ -145,6 +146,10 @@ func New(req *Request, opts Options, m *metrics.Endpoint) *Client {
 	c.SetLimits(opts.MaxMessageBytes, opts.OnFull)
 	return c
 }
+
+// AcceptCompressed makes the client accept messages compressed with
+// permessage-deflate, as negotiated in its handshake. Call it before Serve.
+func (c *Client) AcceptCompressed() { c.inflate = true }
 
 // SetLimits changes the largest message the client may send (from its next
 // message on) and what a full send queue does.

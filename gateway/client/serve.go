@@ -41,6 +41,7 @@ func (c *Client) Serve(ctx context.Context, nc net.Conn, src io.Reader, onMessag
 	defer stop()
 
 	r := wsproto.NewReader(src, c.maxMessage.Load())
+	r.Inflate = c.inflate
 	err := c.readLoop(nc, r, onMessage)
 	c.endReading(nc, r, err, flush)
 	<-writerDone

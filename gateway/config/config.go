@@ -67,6 +67,7 @@ type Endpoint struct {
 	IdleTimeout     time.Duration  // close a client that sends nothing for this long
 	Origins         []string       // allowed Origin values; empty: same-origin and non-browser clients
 	Subprotocols    []string       // subprotocols the endpoint speaks, for Sec-WebSocket-Protocol negotiation
+	Compression     bool           // accept permessage-deflate (RFC 7692) from clients that offer it
 	Budget          time.Duration  // how long one Lua handler call may run
 	Inbox           int            // events queued per Lua state
 	HandlerMemory   int64          // how much one handler call may grow the heap before it is stopped; 0: no limit

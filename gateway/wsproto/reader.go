@@ -63,6 +63,9 @@ type Reader struct {
 	// Limit, when set, is asked for the size limit as each message starts,
 	// so the limit can change while a connection is open.
 	Limit func() int64
+	// Inflate accepts messages compressed with permessage-deflate (RFC
+	// 7692, without context takeover): RSV1 on a message's first frame.
+	Inflate bool
 
 	hdr       [ws.MaxHeaderSize]byte
 	ctrl      [MaxControlPayload]byte
@@ -71,6 +74,8 @@ type Reader struct {
 	inMessage bool
 	text      utf8Validator
 	left      int64 // payload bytes of the current frame not read yet
+	deflated  bool  // the current message is compressed
+	inflater  inflater
 }
 
 // NewReader returns a Reader of messages of at most maxMessage bytes from src.
@@ -110,6 +115,9 @@ func (r *Reader) Next() (Message, error) {
 			continue
 		}
 		r.inMessage = false
+		if r.deflated {
+			return r.inflated()
+		}
 		if r.op == ws.OpText && !r.text.complete() {
 			return Message{}, &CloseError{Code: ws.StatusInvalidFramePayloadData, Reason: "invalid UTF-8 in text message"}
 		}
@@ -129,6 +137,8 @@ func (r *Reader) readHeader() (ws.Header, error) {
 		return h, protocolError("invalid payload length")
 	case err != nil:
 		return h, err
+	case h.Rsv == rsv1 && r.Inflate && (h.OpCode == ws.OpText || h.OpCode == ws.OpBinary):
+		// permessage-deflate: checked against the message's place in startData
 	case h.Rsv != 0:
 		return h, protocolError("reserved bits set without a negotiated extension")
 	case h.OpCode.IsReserved():
@@ -215,6 +225,7 @@ func (r *Reader) startData(h ws.Header) error {
 	r.op = h.OpCode
 	r.buf = r.buf[:0]
 	r.text.reset()
+	r.deflated = h.Rsv == rsv1
 	if r.Limit != nil {
 		r.max = r.Limit()
 	}
@@ -240,7 +251,7 @@ func (r *Reader) readData(h ws.Header) error {
 		maskOffset += n
 		remaining -= n
 		r.left = int64(remaining)
-		if r.op == ws.OpText && !r.text.write(chunk) {
+		if r.op == ws.OpText && !r.deflated && !r.text.write(chunk) {
 			return &CloseError{Code: ws.StatusInvalidFramePayloadData, Reason: "invalid UTF-8 in text message"}
 		}
 	}

@@ -2,6 +2,7 @@ package wsproto
 
 import (
 	"bytes"
+	"compress/flate"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -176,5 +177,69 @@ func TestUTF8ValidatorByteByByte(t *testing.T) {
 		if ok {
 			t.Errorf("% x accepted byte by byte", bad)
 		}
+	}
+}
+
+// deflated compresses p as permessage-deflate does (the tail removed).
+func deflated(t *testing.T, p []byte) []byte {
+	var b bytes.Buffer
+	w, _ := flate.NewWriter(&b, flate.BestCompression)
+	w.Write(p)
+	w.Flush()
+	return bytes.TrimSuffix(b.Bytes(), []byte{0, 0, 0xff, 0xff})
+}
+
+func compressedFrame(fin bool, op ws.OpCode, payload []byte) []byte {
+	f := clientFrame(fin, op, payload)
+	f[0] |= 0x40 // RSV1
+	return f
+}
+
+func TestReaderInflatesCompressedMessages(t *testing.T) {
+	text := bytes.Repeat([]byte("compress me, κόσμε "), 500)
+	z := deflated(t, text)
+	input := cat(
+		compressedFrame(true, ws.OpText, z),
+		clientFrame(true, ws.OpText, []byte("plain")),
+		compressedFrame(false, ws.OpBinary, z[:10]), clientFrame(true, ws.OpContinuation, z[10:]),
+	)
+	r := NewReader(bytes.NewReader(input), 1<<20)
+	r.Inflate = true
+	for i, want := range []Message{{ws.OpText, text}, {ws.OpText, []byte("plain")}, {ws.OpBinary, text}} {
+		m, err := r.Next()
+		if err != nil || m.Op != want.Op || !bytes.Equal(m.Data, want.Data) {
+			t.Fatalf("message %d: %v %d bytes, %v", i, m.Op, len(m.Data), err)
+		}
+	}
+}
+
+func TestReaderRejectsBadCompression(t *testing.T) {
+	bomb := deflated(t, make([]byte, 64<<20)) // 64 MiB of zeros in a few KiB
+	tests := []struct {
+		name    string
+		inflate bool
+		input   []byte
+		code    ws.StatusCode
+	}{
+		{"not negotiated", false, compressedFrame(true, ws.OpText, deflated(t, []byte("x"))), ws.StatusProtocolError},
+		{"bomb", true, compressedFrame(true, ws.OpBinary, bomb), ws.StatusMessageTooBig},
+		{"RSV1 on a continuation", true, cat(clientFrame(false, ws.OpText, []byte("a")), compressedFrame(true, ws.OpContinuation, []byte("b"))), ws.StatusProtocolError},
+		{"RSV1 on a ping", true, compressedFrame(true, ws.OpPing, nil), ws.StatusProtocolError},
+		{"invalid UTF-8 inside", true, compressedFrame(true, ws.OpText, deflated(t, []byte{0xff, 0xfe})), ws.StatusInvalidFramePayloadData},
+		{"not deflate data", true, compressedFrame(true, ws.OpText, []byte{0xff, 0xff, 0xff}), ws.StatusInvalidFramePayloadData},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewReader(bytes.NewReader(tt.input), 1<<20)
+			r.Inflate = tt.inflate
+			_, err := r.Next()
+			var ce *CloseError
+			if !errors.As(err, &ce) || ce.Code != tt.code {
+				t.Fatalf("got %v, want close %d", err, tt.code)
+			}
+		})
+	}
+	if len(bomb) > 200<<10 {
+		t.Fatalf("the bomb is %d bytes: not a bomb", len(bomb))
 	}
 }
