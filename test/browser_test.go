@@ -41,6 +41,7 @@ func newBrowser(t *testing.T) func() context.Context {
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("ignore-certificate-errors", true), // the TLS test serves a certificate it made
 		chromedp.WindowSize(1000, 700),
 	)
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -156,4 +157,27 @@ func saveScreenshot(t *testing.T, tab context.Context, path string) {
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		t.Error(err)
 	}
+}
+
+// TestChatPageOverTLS opens the chat page over https: the page connects
+// with wss:// by itself.
+func TestChatPageOverTLS(t *testing.T) {
+	newTab := newBrowser(t)
+	dir := t.TempDir()
+	certPEM, keyPEM := selfSigned(t)
+	www, _ := filepath.Abs("../scripts/chat/www")
+	files := chatFiles(t, 1, "")
+	files["config.yaml"] += "static:\n  - prefix: /\n    dir: " + www + "\ntls: {cert: cert.pem, key: key.pem}\n"
+	files["cert.pem"], files["key.pem"] = string(certPEM), string(keyPEM)
+	writeFiles(t, dir, files)
+	g := startGatewayIn(t, dir, "run", "-config", "config.yaml", "-listen", "127.0.0.1:0", "-log-format", "json")
+	tab := newTab()
+	run(t, tab, "sign in over https",
+		chromedp.Navigate("https://"+g.addr+"/"),
+		chromedp.WaitVisible(chromedp.ID("nick")),
+		chromedp.SendKeys(chromedp.ID("nick"), "tls_user"),
+		chromedp.Click(chromedp.ID("enter")),
+		waitText("#status", "online as tls_user"),
+		chromedp.SendKeys(chromedp.ID("text"), "over wss\r"),
+		waitText("#messages", "over wss"))
 }

@@ -13,8 +13,9 @@ import (
 
 // conformanceCases follows the categories of the Autobahn|Testsuite:
 // 1 framing, 2 pings and pongs, 3 reserved bits, 4 opcodes,
-// 5 fragmentation, 6 UTF-8, 7 close handling, 9 big messages; and L for
-// the message size limit.
+// 5 fragmentation, 6 UTF-8, 7 close handling, 9 big messages, 10
+// auto-fragmentation; L for the message size limit and C for
+// permessage-deflate.
 func conformanceCases() []confCase {
 	var cases []confCase
 	add := func(id, desc string, run func(*rawConn) (verdict, error)) {
@@ -205,6 +206,18 @@ func conformanceCases() []confCase {
 			return strict(c.expectMessage(ws.OpBinary, p))
 		})
 	}
+	// 10: a message fragmented as an auto-fragmenting client does (1,300-byte frames).
+	add("10.1", "text message of 65536 bytes in 1300-byte fragments", func(c *rawConn) (verdict, error) {
+		p := bytes.Repeat([]byte("*"), 65536)
+		for off := 0; off < len(p); off += 1300 {
+			op := ws.OpContinuation
+			if off == 0 {
+				op = ws.OpText
+			}
+			c.send(frame(off+1300 >= len(p), 0, op, p[off:min(off+1300, len(p))]))
+		}
+		return strict(c.expectMessage(ws.OpText, p))
+	})
 	// L: the size limit (1 KiB on this endpoint).
 	add("L.1", "message at the limit", echoCase(ws.OpText, bytes.Repeat([]byte("a"), 1024), frame(true, 0, ws.OpText, bytes.Repeat([]byte("a"), 1024))))
 	add("L.2", "message one byte over the limit", closeCase([]int{1009}, frame(true, 0, ws.OpText, bytes.Repeat([]byte("a"), 1025))))
