@@ -27,7 +27,7 @@ function attacks.bytecode() return load("\27LuaQ\0")() end
 function attacks.require() return require("/etc/passwd") end
 function attacks.dofile() return dofile("/etc/passwd") end
 function attacks.rep() return string.rep("x", 1e10) end
-function attacks.grow() local t = {} local i = 0 while true do i = i + 1 t[i] = string.rep("x", 4096) .. i end end
+function attacks.grow() local t = {} local i = 0 while true do i = i + 1 t[i] = string.rep("x", 65536) .. i end end
 function attacks.recurse() local function f(n) return f(n + 1) + 1 end return f(1) end
 function attacks.loop() while true do end end
 function attacks.getmeta() return getmetatable("").__index.rep("x", 1e10) end
@@ -62,7 +62,10 @@ func TestSandboxStopsEveryAttack(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "hostile.lua")
 	writeScript(t, path, hostile)
 	ep := config.DefaultEndpoint("/ws", path)
-	ep.States, ep.Budget, ep.HandlerMemory = 1, 500*time.Millisecond, 64<<20
+	// The budget is generous: under -race the interpreter is slow enough that
+	// 64 MiB of growth can take more than half a second, and the memory guard
+	// must trip before the time budget does.
+	ep.States, ep.Budget, ep.HandlerMemory = 1, 3*time.Second, 64<<20
 	logs := &syncBuffer{}
 	m := metrics.New()
 	svc, err := New(ep, slog.New(slog.NewTextHandler(logs, nil)), m.Endpoint(ep.Path))
@@ -83,7 +86,7 @@ func TestSandboxStopsEveryAttack(t *testing.T) {
 		"rep":      "string.rep: result would exceed",
 		"getmeta":  "string.rep: result would exceed",
 		"recurse":  "stack overflow",
-		"loop":     "handler stopped: it ran past its budget of 500ms",
+		"loop":     "handler stopped: it ran past its budget of 3s",
 		"grow":     "handler stopped: it grew the heap by more than 64 MiB",
 	} {
 		before := strings.Count(logs.String(), "script error")
