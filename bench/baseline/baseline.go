@@ -1,7 +1,8 @@
 // Package baseline is the yardstick for Moongate's performance figures: a
-// bare WebSocket echo server written directly on github.com/gobwas/ws, with
-// no scripting, no queues and no rooms. Benchmarks run the same load against
-// it and against Moongate in the same run and report the ratio.
+// bare WebSocket echo server and room broadcast written directly on
+// github.com/gobwas/ws, with no scripting and no queues. Benchmarks and the
+// load tool (cmd/moongate-bench) run the same load against it and against
+// Moongate in the same run and report the ratio.
 package baseline
 
 import (
@@ -14,7 +15,9 @@ import (
 
 // Echo is an http.Handler that upgrades every request and sends each
 // message back to its sender with the same opcode, from the connection's
-// own goroutine. Close waits for every connection it serves to end.
+// own goroutine. Replies are buffered and flushed when no more input is
+// already buffered, so a client with several messages in flight gets its
+// replies in one write. Wait waits for every connection it serves to end.
 type Echo struct {
 	wg sync.WaitGroup
 }
@@ -36,6 +39,9 @@ func (e *Echo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if err := wsutil.WriteServerMessage(out, op, data); err != nil {
 			return
+		}
+		if rw.Reader.Buffered() > 0 {
+			continue // more to answer first: one write for all of them
 		}
 		if err := out.Flush(); err != nil {
 			return

@@ -17,6 +17,7 @@ import (
 	"github.com/moongate/moongate/gateway"
 	"github.com/moongate/moongate/gateway/config"
 	"github.com/moongate/moongate/gateway/metrics"
+	"github.com/moongate/moongate/gateway/rlimit"
 	"github.com/moongate/moongate/scripting"
 	"github.com/moongate/moongate/scripting/reload"
 )
@@ -79,6 +80,11 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) int {
 // is cancelled. The config and scripts reload on save (when watch is set),
 // on SIGHUP and on POST /admin/reload.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, watch bool) error {
+	if n, err := rlimit.RaiseOpenFiles(); err != nil {
+		log.Warn("open-file limit unchanged", "err", err)
+	} else {
+		log.Debug("open-file limit", "files", n)
+	}
 	m := metrics.New()
 	services, err := startServices(cfg, log, m)
 	if err != nil {
