@@ -20,7 +20,7 @@ type IdleConfig struct {
 	Parallel int
 	// PID is the server's process id; when set, its resident memory is
 	// read before dialing and once every connection is open.
-	PID int
+	PID      int
 	Progress func(open int)
 }
 

@@ -1,8 +1,8 @@
 package load
 
 import (
-	"encoding/hex"
 	"encoding/binary"
+	"encoding/hex"
 	"time"
 )
 
