@@ -15,6 +15,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 	"github.com/moongate/moongate/bench/baseline"
+	"github.com/moongate/moongate/bench/load"
 	"github.com/moongate/moongate/gateway"
 	"github.com/moongate/moongate/gateway/config"
 	"github.com/moongate/moongate/gateway/gatewaytest"
@@ -128,4 +129,28 @@ func dialAll(b *testing.B, addr string, n int) []net.Conn {
 		b.Cleanup(func() { c.Close() })
 	}
 	return conns
+}
+
+// BenchmarkEchoCorePath measures what one message costs the Go core on its
+// way through: read the frame, dispatch it to the Lua echo script, queue
+// the reply, write it. The client (bench/load) allocates nothing, so
+// allocs/op are the gateway's (and the Lua call's) per message.
+func BenchmarkEchoCorePath(b *testing.B) {
+	conns, err := load.DialAll(context.Background(), &load.Dialer{}, 1, 1, func(int) string { return "ws://" + serveLuaEcho(b, 1) }, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := conns[0]
+	b.Cleanup(func() { c.Close() })
+	msg := []byte("a message of about sixty-four bytes, the size of a chat line..")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if err := c.WriteText(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Read(); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

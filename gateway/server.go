@@ -21,6 +21,7 @@ import (
 	"github.com/moongate/moongate/gateway/client"
 	"github.com/moongate/moongate/gateway/config"
 	"github.com/moongate/moongate/gateway/metrics"
+	"github.com/moongate/moongate/gateway/netpoll"
 	"github.com/moongate/moongate/gateway/wsproto"
 )
 
@@ -35,7 +36,8 @@ type Server struct {
 	ctx     context.Context        // cancelled when shutdown starts
 	cancel  context.CancelFunc
 
-	tls *tls.Config // nil: plain TCP
+	tls    *tls.Config     // nil: plain TCP
+	poller *netpoll.Poller // where idle connections wait; nil: each keeps a goroutine
 
 	mu       sync.Mutex
 	closing  bool
@@ -84,6 +86,9 @@ func New(cfg *config.Config, services map[string]Service, log *slog.Logger, m *m
 	if handshakeTimeout <= 0 {
 		handshakeTimeout = config.DefaultHandshakeTimeout
 	}
+	if s.poller, err = netpoll.New(ctx); err != nil {
+		log.Warn("idle connections will each keep a goroutine", "err", err)
+	}
 	s.routes.Store(rt)
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -130,8 +135,8 @@ func (s *Server) newEndpoint(ec config.Endpoint, svc Service) (*endpoint, error)
 	}, nil
 }
 
-// HandleAdmin serves h at path (under /admin/) to clients on a loopback
-// address only; others get 403. Call it before Serve.
+// HandleAdmin serves h at path (the admin endpoints, profiles) to clients
+// on a loopback address only; others get 403. Call it before Serve.
 func (s *Server) HandleAdmin(path string, h http.Handler) {
 	s.mux.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !fromLoopback(r) {
@@ -200,12 +205,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// cutAll closes every live connection at once.
+// cutAll ends every live connection at once, without a close handshake.
 func (s *Server) cutAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, lc := range s.live {
-		lc.nc.Close()
+	for c, lc := range s.live {
+		c.Cut()
+		lc.nc.SetDeadline(time.Now())
 	}
 }
 
@@ -257,7 +263,9 @@ func (s *Server) untrack(c *client.Client) {
 }
 
 // ServeHTTP runs one upgrade request: handshake checks, origin, the
-// service's Connect, the upgrade, then the connection until it closes.
+// service's Connect, the upgrade, then the connection until it closes or
+// goes idle (an idle connection is parked in the server's poller and read
+// again, on a new goroutine, when input arrives).
 func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := e.server
 	if he := checkHandshake(r); he != nil {
@@ -273,7 +281,12 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.refuse(w, "limit", http.StatusServiceUnavailable, "too many connections, try again later", http.Header{"Retry-After": {"5"}})
 		return
 	}
-	defer release()
+	running := false // once the connection runs, its end releases the admission
+	defer func() {
+		if !running {
+			release()
+		}
+	}()
 	var claims map[string]any
 	if e.auth != nil {
 		var err error
@@ -317,11 +330,18 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.service.Closed(c, client.Closed{Code: ws.StatusGoingAway, Reason: "server shutting down"})
 		return
 	}
-	defer s.untrack(c)
 	e.metrics.Connections.Inc()
-	defer e.metrics.Connections.Dec()
-	how := c.Serve(s.ctx, nc, rw.Reader, func(m wsproto.Message) { e.service.Message(s.ctx, c, m) }, e.flusher(c))
-	e.service.Closed(c, how)
+	running = true
+	c.Run(s.ctx, nc, rw.Reader, client.Handlers{
+		Message: func(m wsproto.Message) { e.service.Message(s.ctx, c, m) },
+		Flush:   e.flusher(c),
+		Closed: func(how client.Closed) {
+			e.metrics.Connections.Dec()
+			e.service.Closed(c, how)
+			s.untrack(c)
+			release()
+		},
+	}, s.poller)
 }
 
 // flusher returns how to flush c's pending messages in e's service, with a

@@ -112,8 +112,8 @@ func (st *state) clientValue(c *client.Client) lua.LValue {
 	ud := st.L.NewUserData()
 	ud.Value = c
 	ud.Metatable = st.L.GetTypeMetatable(clientTypeName)
-	if c.Slot == st {
-		st.clients[c] = ud
+	if p, ok := c.Slot.(pin); ok && int(p)%len(st.gen.states) == st.index {
+		st.clients[c] = ud // pinned here: its close event will forget it
 	}
 	return ud
 }

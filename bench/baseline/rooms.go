@@ -12,13 +12,17 @@ import (
 // Rooms is an http.Handler for a bare room broadcast: a client joins the
 // room named by the request's "room" query parameter ("lobby" when absent),
 // and every message a member sends is written to every member, sender
-// included. The frame is encoded once per message and the publisher's own
+// included. Once a client is a member it gets the text "joined". The
+// frame is encoded once per message and the publisher's own
 // goroutine writes it to each member in turn; there is no queue.
 type Rooms struct {
 	mu    sync.Mutex
 	rooms map[string]map[*member]struct{}
 	wg    sync.WaitGroup
 }
+
+// joined is what a client gets once it is a member of its room.
+var joined = []byte("joined")
 
 // member is one connection in a room; mu serialises writes to it.
 type member struct {
@@ -43,6 +47,12 @@ func (rs *Rooms) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m := &member{conn: conn}
 	rs.join(room, m)
 	defer rs.leave(room, m)
+	m.mu.Lock()
+	err = wsutil.WriteServerText(conn, joined)
+	m.mu.Unlock()
+	if err != nil {
+		return
+	}
 	for {
 		data, op, err := wsutil.ReadClientData(rw)
 		if err != nil {

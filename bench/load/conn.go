@@ -24,6 +24,7 @@ type Conn struct {
 	wmu sync.Mutex
 	wb  []byte // the frame being written
 	rb  []byte // the payload last read
+	hb  [ws.MaxHeaderSize]byte
 }
 
 // ErrClosedByServer is returned by Read when the server sent a close frame.
@@ -59,7 +60,7 @@ func (c *Conn) WriteText(payload []byte) error {
 // fragment, so a frame is a message.
 func (c *Conn) Read() ([]byte, error) {
 	for {
-		h, err := ws.ReadHeader(c.br)
+		h, err := ws.ReadHeaderBuffer(c.br, c.hb[:])
 		if err != nil {
 			return nil, err
 		}

@@ -40,8 +40,19 @@ func (Raw) URL(base, room string) string {
 	return u.String()
 }
 
-// Join does nothing: dialing the URL joined.
-func (Raw) Join(*Conn, string, string) error { return nil }
+// Join waits for the server's "joined": dialing the URL joined the room.
+func (Raw) Join(c *Conn, _, _ string) error {
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	defer c.SetReadDeadline(time.Time{})
+	p, err := c.Read()
+	if err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	if string(p) != "joined" {
+		return fmt.Errorf("join: got %q, want \"joined\"", p)
+	}
+	return nil
+}
 
 // Publish returns text itself.
 func (Raw) Publish(dst []byte, _ string, text []byte) []byte { return append(dst, text...) }

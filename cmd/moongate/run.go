@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -106,6 +107,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, watch bool
 	}()
 	srv.HandleAdmin("/admin/status", reloads.StatusHandler())
 	srv.HandleAdmin("/admin/reload", reloads.ReloadHandler())
+	if cfg.Pprof {
+		srv.HandleAdmin("/debug/pprof/", http.HandlerFunc(pprof.Index))
+		srv.HandleAdmin("/debug/pprof/profile", http.HandlerFunc(pprof.Profile))
+		srv.HandleAdmin("/debug/pprof/trace", http.HandlerFunc(pprof.Trace))
+		log.Info("profiling", "url", "/debug/pprof/", "from", "loopback only")
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

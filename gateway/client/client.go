@@ -101,13 +101,23 @@ type Client struct {
 	// afterwards.
 	Slot any
 
-	inflate    bool         // permessage-deflate negotiated; set before Serve
+	inflate    bool         // permessage-deflate negotiated; set before Run
 	maxMessage atomic.Int64 // Options.MaxMessageBytes, changeable while connected
 	onFull     atomic.Int32 // Options.OnFull, changeable while connected
 
-	queue   chan []byte   // data frames, bounded by Options.SendQueue
-	control chan []byte   // pongs, bounded; a pong that does not fit is dropped
-	closeCh chan struct{} // closed when a close is requested
+	conn // the connection, once Run starts
+
+	// The send side: frames wait in queue (data, bounded by SendQueue) and
+	// control (pongs and pings) until a writer goroutine, started when
+	// there is something to write, writes them; see writer.go.
+	mu         sync.Mutex
+	queue      [][]byte
+	control    [][]byte
+	running    bool          // Run has started: a writer may start
+	writing    bool          // a writer goroutine runs (for good, once closing)
+	notify     chan struct{} // wakes a lingering writer
+	writerDone chan struct{} // closed once the writer has finished for good
+
 	closing atomic.Bool
 	close   closeState
 }
@@ -135,20 +145,19 @@ func New(req *Request, opts Options, m *metrics.Endpoint) *Client {
 		m = metrics.Discard()
 	}
 	c := &Client{
-		id:      NewID(),
-		req:     req,
-		opts:    opts,
-		metrics: m,
-		queue:   make(chan []byte, opts.SendQueue),
-		control: make(chan []byte, 16),
-		closeCh: make(chan struct{}),
+		id:         NewID(),
+		req:        req,
+		opts:       opts,
+		metrics:    m,
+		notify:     make(chan struct{}, 1),
+		writerDone: make(chan struct{}),
 	}
 	c.SetLimits(opts.MaxMessageBytes, opts.OnFull)
 	return c
 }
 
 // AcceptCompressed makes the client accept messages compressed with
-// permessage-deflate, as negotiated in its handshake. Call it before Serve.
+// permessage-deflate, as negotiated in its handshake. Call it before Run.
 func (c *Client) AcceptCompressed() { c.inflate = true }
 
 // SetLimits changes the largest message the client may send (from its next
@@ -193,14 +202,21 @@ func (c *Client) SetAttr(key string, v any) {
 // The frame must not be modified afterwards; the same frame may be queued
 // to many clients.
 func (c *Client) Send(frame []byte) error {
+	c.mu.Lock()
 	if c.closing.Load() {
+		c.mu.Unlock()
 		return ErrClosed
 	}
-	select {
-	case c.queue <- frame:
+	if len(c.queue) < c.opts.SendQueue {
+		c.queue = append(c.queue, frame)
+		spawn := c.claimWriter()
+		c.mu.Unlock()
+		if spawn {
+			go c.writeLoop()
+		}
 		return nil
-	default:
 	}
+	c.mu.Unlock()
 	if OnFull(c.onFull.Load()) == DropNew {
 		c.metrics.QueueDrops.Inc()
 		return ErrQueueFull
@@ -228,7 +244,9 @@ func (c *Client) Shutdown() {
 // Closing reports whether a close has been requested.
 func (c *Client) Closing() bool { return c.closing.Load() }
 
-// closeWith records the first close requested and wakes the writer.
+// closeWith records the first close requested, then wakes the writer (to
+// write the close frame) and the reader (to read the peer's answer, or
+// to end).
 func (c *Client) closeWith(r closeRequest) {
 	c.close.once.Do(func() {
 		c.close.closeRequest = r
@@ -239,8 +257,14 @@ func (c *Client) closeWith(r closeRequest) {
 		default:
 			c.close.frame = wsproto.CloseFrame(r.code, r.reason)
 		}
+		c.mu.Lock()
 		c.closing.Store(true)
-		close(c.closeCh)
+		spawn := c.claimWriter()
+		c.mu.Unlock()
+		if spawn {
+			go c.writeLoop()
+		}
+		c.unpark()
 	})
 }
 
@@ -274,4 +298,8 @@ func (c *Client) Attrs() map[string]any {
 }
 
 // Queued returns how many frames wait in the send queue.
-func (c *Client) Queued() int { return len(c.queue) }
+func (c *Client) Queued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.queue)
+}

@@ -1,14 +1,17 @@
 package client
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/moongate/moongate/gateway/netpoll"
 	"github.com/moongate/moongate/gateway/wsproto"
 )
 
@@ -20,72 +23,134 @@ type Closed struct {
 	Remote bool
 }
 
-// maxBatch is how many queued frames one write system call carries at most.
-const maxBatch = 64
-
-// Serve runs the upgraded connection nc until it closes. It reads messages
-// from src (the connection, or a reader buffering it) and hands each to
-// onMessage in order, on the calling goroutine; a second goroutine writes
-// the send queue, pings and the close frame. When the client breaks the
-// protocol, flush (if not nil) is called before the connection is failed,
-// so the service can finish answering the messages that came before. When
-// ctx is cancelled the client is shut down with 1001. Serve returns once
-// both goroutines have ended and nc is closed.
-func (c *Client) Serve(ctx context.Context, nc net.Conn, src io.Reader, onMessage func(wsproto.Message), flush func()) Closed {
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.writeLoop(nc)
-	}()
-	stop := context.AfterFunc(ctx, c.Shutdown)
-	defer stop()
-
-	r := wsproto.NewReader(src, c.maxMessage.Load())
-	r.Inflate = c.inflate
-	err := c.readLoop(nc, r, onMessage)
-	c.endReading(nc, r, err, flush)
-	<-writerDone
-	if c.close.frame != nil {
-		lingerClose(nc, src, c.opts.CloseTimeout)
-	}
-	nc.Close()
-	return Closed{Code: c.close.code, Reason: c.close.reason, Remote: c.close.echo}
+// Handlers are what a running connection calls.
+type Handlers struct {
+	// Message is called with each message, in order, from one goroutine
+	// at a time. The message's data is valid during the call only.
+	Message func(wsproto.Message)
+	// Flush, if not nil, is called before the connection is failed for
+	// breaking the protocol, so the service can finish answering the
+	// messages that came before.
+	Flush func()
+	// Closed is called once, when the connection has closed.
+	Closed func(Closed)
 }
 
-// readLoop reads messages until the peer closes, breaks the protocol, or
-// the connection fails. Once a close is under way, messages are discarded.
-func (c *Client) readLoop(nc net.Conn, r *wsproto.Reader, onMessage func(wsproto.Message)) error {
-	r.OnPing = c.queuePong
-	r.BeforeFrame = func() { c.extendReadDeadline(nc) }
-	r.Limit = c.maxMessage.Load
-	for {
-		m, err := r.Next()
-		if err != nil {
-			return err
+// conn is the state of a running connection.
+type conn struct {
+	nc       net.Conn
+	br       *bufio.Reader // nil while parked
+	pooled   bool          // br came from readerPool
+	r        *wsproto.Reader
+	h        Handlers
+	stopCtx  func() bool
+	idleFrom time.Time // when the last frame started: the idle timeout counts from it
+
+	poller    *netpoll.Poller // nil: the connection is never parked
+	fd        int32
+	parkMu    sync.Mutex
+	parked    bool
+	idleTimer *time.Timer // wakes a parked reader when the idle timeout is due
+}
+
+// Run serves the upgraded connection nc, reading from br (the handshake's
+// reader, which may hold the first frames). It reads on the calling
+// goroutine until the connection closes or goes idle; an idle connection
+// is parked in poller (when not nil and nc allows) with no goroutine and
+// no read buffer, and read again on a new goroutine when input arrives.
+// Writing is done by a goroutine that runs only while there is something
+// to write. When ctx is cancelled the client is shut down with 1001.
+// h.Closed is called once at the end, on whichever goroutine ends it.
+func (c *Client) Run(ctx context.Context, nc net.Conn, br *bufio.Reader, h Handlers, poller *netpoll.Poller) {
+	c.nc, c.br, c.h = nc, br, h
+	if poller != nil {
+		if fd, err := netpoll.FD(nc); err == nil {
+			c.poller, c.fd = poller, fd
 		}
-		if c.closing.Load() {
+	}
+	c.r = wsproto.NewReader(br, c.maxMessage.Load())
+	c.r.Inflate = c.inflate
+	c.r.OnPing = c.queuePong
+	c.r.BeforeFrame = c.extendReadDeadline
+	c.r.Limit = c.maxMessage.Load
+	c.idleFrom = time.Now()
+	c.stopCtx = context.AfterFunc(ctx, c.Shutdown)
+	c.schedulePing()
+	c.mu.Lock()
+	c.running = true // from now on a writer may start
+	spawn := (len(c.queue) > 0 || c.closing.Load()) && c.claimWriter()
+	c.mu.Unlock()
+	if spawn {
+		go c.writeLoop()
+	}
+	c.read()
+}
+
+// read reads messages until the connection closes (then finishes it) or
+// is parked.
+func (c *Client) read() {
+	for {
+		if c.br == nil {
+			c.br, c.pooled = readerPool.Get().(*bufio.Reader), true
+			c.br.Reset(c.nc)
+			c.r.Reset(c.br)
+		}
+		if c.poller != nil {
+			parked, err := c.awaitInput()
+			if parked {
+				return
+			}
+			if err != nil {
+				c.finish(err)
+				return
+			}
+		}
+		m, err := c.r.Next()
+		if err != nil {
+			c.finish(err)
+			return
+		}
+		if c.closing.Load() { // once a close is under way, messages are discarded
 			continue
 		}
 		c.metrics.MessagesIn.Inc()
 		c.metrics.BytesIn.Add(float64(len(m.Data)))
-		onMessage(m)
+		c.h.Message(m)
 	}
 }
 
 // extendReadDeadline pushes the idle deadline forward before each frame,
 // unless a close is under way (then the close timeout set by the writer holds).
-func (c *Client) extendReadDeadline(nc net.Conn) {
+func (c *Client) extendReadDeadline() {
 	if c.closing.Load() {
 		return
 	}
-	nc.SetReadDeadline(time.Now().Add(c.opts.IdleTimeout))
+	c.idleFrom = time.Now()
+	c.nc.SetReadDeadline(c.idleFrom.Add(c.opts.IdleTimeout))
 	if c.closing.Load() { // a close raced with the line above: restore its deadline
-		nc.SetReadDeadline(time.Now().Add(c.opts.CloseTimeout))
+		c.nc.SetReadDeadline(time.Now().Add(c.opts.CloseTimeout))
 	}
 }
 
-// endReading settles the close after reading stopped with err.
-func (c *Client) endReading(nc net.Conn, r *wsproto.Reader, err error, flush func()) {
+// finish settles the close after reading stopped with err, waits for the
+// writer, closes the connection and reports how it ended.
+func (c *Client) finish(err error) {
+	c.endReading(err)
+	<-c.writerDone
+	c.stopCtx()
+	if c.poller != nil {
+		c.poller.Forget(c.fd)
+	}
+	if c.close.frame != nil {
+		lingerClose(c.nc, c.br, c.opts.CloseTimeout)
+	}
+	c.nc.Close()
+	c.releaseReader()
+	c.h.Closed(Closed{Code: c.close.code, Reason: c.close.reason, Remote: c.close.echo})
+}
+
+// endReading records the close that reading stopped with err.
+func (c *Client) endReading(err error) {
 	var ce *wsproto.CloseError
 	switch {
 	case errors.As(err, &ce) && ce.Remote:
@@ -97,116 +162,26 @@ func (c *Client) endReading(nc net.Conn, r *wsproto.Reader, err error, flush fun
 		// peer answers the close, so that closing the socket neither resets
 		// the connection before our close frame is read nor waits for the
 		// peer to hang up first.
-		if flush != nil {
-			flush()
+		if c.h.Flush != nil {
+			c.h.Flush()
 		}
 		c.closeWith(closeRequest{code: ce.Code, reason: ce.Reason, drain: true})
-		nc.SetReadDeadline(time.Now().Add(c.opts.CloseTimeout))
-		r.DrainUntilClose()
+		c.nc.SetReadDeadline(time.Now().Add(c.opts.CloseTimeout))
+		c.r.DrainUntilClose()
 	case errors.Is(err, os.ErrDeadlineExceeded) && !c.closing.Load():
-		nc.Close()
 		c.closeWith(closeRequest{code: ws.StatusAbnormalClosure, reason: "idle timeout", silent: true})
+		c.nc.SetDeadline(time.Now()) // a writer stuck on a peer that reads nothing gives up now
 	default:
-		nc.Close()
 		c.closeWith(closeRequest{code: ws.StatusAbnormalClosure, reason: "connection lost", silent: true})
+		c.nc.SetDeadline(time.Now())
 	}
 }
 
-// queuePong answers a ping; when pongs pile up, the extra ones are dropped
-// (RFC 6455 allows answering only the latest ping).
-func (c *Client) queuePong(payload []byte) {
-	select {
-	case c.control <- wsproto.Frame(ws.OpPong, payload):
-	default:
-	}
-}
-
-// writeLoop writes queued frames, pongs and pings until a close is
-// requested, then writes the close frame and returns.
-func (c *Client) writeLoop(nc net.Conn) {
-	var ping <-chan time.Time
-	if c.opts.PingInterval > 0 {
-		t := time.NewTicker(c.opts.PingInterval)
-		defer t.Stop()
-		ping = t.C
-	}
-	batch := make([][]byte, 0, maxBatch)
-	for {
-		if c.closing.Load() { // a close outranks whatever is still queued
-			c.writeClose(nc)
-			return
-		}
-		var err error
-		select {
-		case f := <-c.queue:
-			batch = c.collect(append(batch[:0], f))
-			err = c.write(nc, batch)
-			clear(batch)
-		case f := <-c.control:
-			err = c.write(nc, [][]byte{f})
-		case <-ping:
-			err = c.write(nc, [][]byte{ws.CompiledPing})
-		case <-c.closeCh:
-			c.writeClose(nc)
-			return
-		}
-		if err != nil {
-			nc.Close() // the reader sees the failure and settles the close
-			<-c.closeCh
-			return
-		}
-	}
-}
-
-// collect adds to batch whatever else is queued, up to maxBatch frames.
-func (c *Client) collect(batch [][]byte) [][]byte {
-	for len(batch) < maxBatch {
-		select {
-		case f := <-c.queue:
-			batch = append(batch, f)
-		default:
-			return batch
-		}
-	}
-	return batch
-}
-
-// writeClose writes what must precede the close frame, then the frame itself.
-func (c *Client) writeClose(nc net.Conn) {
-	if c.close.silent {
-		return
-	}
-	if c.close.drain {
-		c.drainQueue(nc)
-	}
-	if err := c.write(nc, [][]byte{c.close.frame}); err != nil {
-		nc.Close() // the handshake cannot complete
-		return
-	}
-	if !c.close.echo {
-		nc.SetReadDeadline(time.Now().Add(c.opts.CloseTimeout)) // for the peer's answer
-	}
-}
-
-// drainQueue writes every frame still queued.
-func (c *Client) drainQueue(nc net.Conn) {
-	batch := make([][]byte, 0, maxBatch)
-	for {
-		batch = c.collect(batch[:0])
-		if len(batch) == 0 || c.write(nc, batch) != nil {
-			return
-		}
-	}
-}
-
-// write writes frames in one system call where the platform allows.
-func (c *Client) write(nc net.Conn, frames [][]byte) error {
-	nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
-	bufs := net.Buffers(frames)
-	n, err := bufs.WriteTo(nc)
-	c.metrics.MessagesOut.Add(float64(len(frames)))
-	c.metrics.BytesOut.Add(float64(n))
-	return err
+// Cut ends the client at once, without a close handshake; the caller
+// also expires the connection's deadlines, to interrupt a blocked read or
+// write.
+func (c *Client) Cut() {
+	c.closeWith(closeRequest{code: ws.StatusAbnormalClosure, reason: "connection cut", silent: true})
 }
 
 // lingerClose ends a connection whose close handshake is over (or given up)

@@ -32,6 +32,7 @@ type Config struct {
 	Static          []Static      // folders served over plain HTTP
 	Limits          Limits        // connection limits
 	TLS             *TLS          // serve https and wss; nil: plain http and ws
+	Pprof           bool          // serve /debug/pprof/ to loopback clients
 }
 
 // Limits bound the connections the gateway accepts.

@@ -130,6 +130,7 @@ func (d *decoder) config(doc *yaml.Node) *Config {
 		},
 		"limits": func(v *yaml.Node, f string) { d.limits(v, f, &cfg.Limits) },
 		"tls":    func(v *yaml.Node, f string) { cfg.TLS = d.tls(v, f) },
+		"pprof":  func(v *yaml.Node, f string) { cfg.Pprof = d.boolean(v, f) },
 	})
 	if len(cfg.Endpoints) == 0 && root.Kind == yaml.MappingNode {
 		n := endpointsNode

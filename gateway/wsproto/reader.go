@@ -86,6 +86,24 @@ func NewReader(src io.Reader, maxMessage int64) *Reader {
 // SetMaxMessage changes the message size limit for messages not yet started.
 func (r *Reader) SetMaxMessage(n int64) { r.max = n }
 
+// Reset makes the Reader read from src from now on; what it knows of the
+// message under way (if any) is kept. A connection that gives its read
+// buffer back while idle uses it to read from a new one.
+func (r *Reader) Reset(src io.Reader) { r.src = src }
+
+// InMessage reports whether a message has started and not yet finished.
+func (r *Reader) InMessage() bool { return r.inMessage }
+
+// Release drops the buffers kept between messages, unless a message is
+// under way; an idle connection calls it to hold no memory it does not need.
+func (r *Reader) Release() {
+	if r.inMessage {
+		return
+	}
+	r.buf = nil
+	r.inflater = inflater{}
+}
+
 // Next returns the next complete data message. It returns a *CloseError when
 // the peer closed or broke the protocol, and the transport's error otherwise.
 func (r *Reader) Next() (Message, error) {

@@ -1,0 +1,108 @@
+package client
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"sync"
+	"time"
+)
+
+// parkAfter is how long a connection waits for input on its goroutine
+// before it is parked in the poller.
+const parkAfter = 500 * time.Millisecond
+
+// readerPool holds the read buffers of connections that are not parked.
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
+// awaitInput waits, between messages, until input is buffered. If none
+// comes within parkAfter, the connection is parked (parked is true; the
+// reading goroutine must return) unless the idle timeout has passed (err
+// is then the deadline error that ends the connection). Nothing is done
+// while a message is under way or a close is.
+func (c *Client) awaitInput() (parked bool, err error) {
+	if c.br.Buffered() > 0 || c.r.InMessage() || c.closing.Load() {
+		return false, nil
+	}
+	for {
+		left := c.opts.IdleTimeout - time.Since(c.idleFrom)
+		if left <= 0 {
+			return false, os.ErrDeadlineExceeded
+		}
+		c.nc.SetReadDeadline(time.Now().Add(min(left, parkAfter)))
+		if c.closing.Load() {
+			return false, c.closeDeadline()
+		}
+		_, err := c.br.Peek(1)
+		switch {
+		case err == nil:
+			return false, nil
+		case !errors.Is(err, os.ErrDeadlineExceeded):
+			return false, err
+		case c.closing.Load():
+			return false, c.closeDeadline()
+		case left > parkAfter && c.park():
+			return true, nil
+		}
+	}
+}
+
+// closeDeadline gives the peer the close timeout to answer a close that
+// came in while awaitInput had set its own deadline.
+func (c *Client) closeDeadline() error {
+	c.nc.SetReadDeadline(time.Now().Add(c.opts.CloseTimeout))
+	return nil
+}
+
+// park gives back the read buffer and arms the poller; it reports false
+// when the connection cannot be parked (a close came in, or the poller
+// refused) and must go on being read.
+func (c *Client) park() bool {
+	c.parkMu.Lock()
+	defer c.parkMu.Unlock()
+	if c.closing.Load() {
+		return false
+	}
+	if err := c.poller.Wait(c.fd, c.unpark); err != nil {
+		c.poller = nil // read on a goroutine from now on
+		return false
+	}
+	c.releaseReader()
+	c.r.Release()
+	c.r.Reset(nil)
+	c.parked = true
+	left := c.opts.IdleTimeout - time.Since(c.idleFrom)
+	if c.idleTimer == nil {
+		c.idleTimer = time.AfterFunc(left, c.unpark)
+	} else {
+		c.idleTimer.Reset(left)
+	}
+	return true
+}
+
+// unpark starts reading a parked connection again, on a new goroutine:
+// input arrived, the idle timeout is due, or a close was requested.
+func (c *Client) unpark() {
+	c.parkMu.Lock()
+	if !c.parked {
+		c.parkMu.Unlock()
+		return
+	}
+	c.parked = false
+	c.idleTimer.Stop()
+	c.parkMu.Unlock()
+	go c.read()
+}
+
+// releaseReader gives the read buffer back to the pool (or, for the
+// handshake's own reader, to the garbage collector).
+func (c *Client) releaseReader() {
+	if c.br == nil || c.br.Buffered() > 0 {
+		return
+	}
+	if c.pooled {
+		c.br.Reset(nil)
+		readerPool.Put(c.br)
+	}
+	c.br, c.pooled = nil, false
+}

@@ -1,0 +1,205 @@
+package client
+
+import (
+	"net"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/moongate/moongate/gateway/wsproto"
+)
+
+// maxBatch is how many queued frames one write system call carries at most.
+const maxBatch = 64
+
+// maxControl bounds the pongs and pings waiting to be written; when it is
+// reached the oldest is dropped (RFC 6455 allows answering only the latest
+// ping).
+const maxControl = 16
+
+// writerLinger is how long a writer with nothing to write waits for more
+// before its goroutine ends; an idle client holds no writer goroutine.
+const writerLinger = time.Second
+
+// claimWriter, called with c.mu held after something was queued, reports
+// whether the caller must start a writer goroutine; if one runs, it is
+// woken instead.
+func (c *Client) claimWriter() bool {
+	if !c.running {
+		return false // Run starts the writer
+	}
+	if c.writing {
+		select {
+		case c.notify <- struct{}{}:
+		default:
+		}
+		return false
+	}
+	c.writing = true
+	return true
+}
+
+// queueControl queues a pong or ping frame, dropping the oldest waiting
+// when too many do.
+func (c *Client) queueControl(frame []byte) {
+	c.mu.Lock()
+	if c.closing.Load() {
+		c.mu.Unlock()
+		return
+	}
+	if len(c.control) >= maxControl {
+		c.control = append(c.control[:0], c.control[1:]...)
+	}
+	c.control = append(c.control, frame)
+	spawn := c.claimWriter()
+	c.mu.Unlock()
+	if spawn {
+		go c.writeLoop()
+	}
+}
+
+// queuePong answers a ping.
+func (c *Client) queuePong(payload []byte) {
+	c.queueControl(wsproto.Frame(ws.OpPong, payload))
+}
+
+// schedulePing queues a ping after the ping interval, and so on until the
+// client closes.
+func (c *Client) schedulePing() {
+	if c.opts.PingInterval <= 0 {
+		return
+	}
+	time.AfterFunc(c.opts.PingInterval, func() {
+		if c.closing.Load() {
+			return
+		}
+		c.queueControl(ws.CompiledPing)
+		c.schedulePing()
+	})
+}
+
+// writeLoop writes what is queued until nothing has been queued for
+// writerLinger, or until a close is requested: then it writes the close
+// frame (after the queue, for a draining close) and ends for good.
+func (c *Client) writeLoop() {
+	linger := time.NewTimer(writerLinger)
+	defer linger.Stop()
+	batch := make([][]byte, 0, maxBatch)
+	out := new(net.Buffers) // reused: a write allocates nothing
+	for {
+		var closing bool
+		batch, closing = c.take(batch[:0])
+		if closing {
+			c.writeClose()
+			close(c.writerDone)
+			return
+		}
+		if len(batch) > 0 {
+			*out = batch
+			err := c.writeBuffers(out)
+			clear(batch)
+			if err != nil {
+				c.fail()
+				return
+			}
+			linger.Reset(writerLinger)
+			continue
+		}
+		select {
+		case <-c.notify:
+		case <-linger.C:
+			if c.stopWriting() {
+				return
+			}
+			linger.Reset(writerLinger)
+		}
+	}
+}
+
+// take moves the pending control frames, then queued frames, into batch,
+// up to maxBatch; closing reports that a close is requested instead (a
+// close outranks whatever is still queued).
+func (c *Client) take(batch [][]byte) (_ [][]byte, closing bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing.Load() {
+		return batch, true
+	}
+	batch = append(batch, c.control...)
+	clear(c.control)
+	c.control = c.control[:0]
+	n := min(len(c.queue), maxBatch-len(batch))
+	batch = append(batch, c.queue[:n]...)
+	rest := copy(c.queue, c.queue[n:]) // keep the backing array for the next frames
+	clear(c.queue[rest:])
+	c.queue = c.queue[:rest]
+	return batch, false
+}
+
+// stopWriting ends the writer if nothing is queued, giving back the
+// queues' memory; it reports whether the writer must end.
+func (c *Client) stopWriting() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queue) > 0 || len(c.control) > 0 || c.closing.Load() {
+		return false
+	}
+	c.writing = false
+	c.queue, c.control = nil, nil
+	return true
+}
+
+// fail ends a connection whose write failed: the close is silent (the
+// connection is gone) and the reader is interrupted.
+func (c *Client) fail() {
+	c.closeWith(closeRequest{code: ws.StatusAbnormalClosure, reason: "connection lost", silent: true})
+	c.nc.SetDeadline(time.Now())
+	close(c.writerDone)
+}
+
+// writeClose writes what must precede the close frame, then the frame itself.
+func (c *Client) writeClose() {
+	if c.close.silent {
+		return
+	}
+	if c.close.drain {
+		c.drainQueue()
+	}
+	if err := c.write([][]byte{c.close.frame}); err != nil {
+		c.nc.SetDeadline(time.Now()) // the handshake cannot complete
+		return
+	}
+	if !c.close.echo {
+		c.nc.SetReadDeadline(time.Now().Add(c.opts.CloseTimeout)) // for the peer's answer
+	}
+}
+
+// drainQueue writes every frame still queued.
+func (c *Client) drainQueue() {
+	for {
+		c.mu.Lock()
+		n := min(len(c.queue), maxBatch)
+		batch := append([][]byte(nil), c.queue[:n]...)
+		c.queue = c.queue[n:]
+		c.mu.Unlock()
+		if len(batch) == 0 || c.write(batch) != nil {
+			return
+		}
+	}
+}
+
+// write writes frames in one system call where the platform allows.
+func (c *Client) write(frames [][]byte) error {
+	bufs := net.Buffers(frames)
+	return c.writeBuffers(&bufs)
+}
+
+// writeBuffers writes bufs (consuming it) in one system call where the
+// platform allows.
+func (c *Client) writeBuffers(bufs *net.Buffers) error {
+	c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+	frames := len(*bufs)
+	n, err := bufs.WriteTo(c.nc)
+	c.metrics.MessagesOut.Add(float64(frames))
+	c.metrics.BytesOut.Add(float64(n))
+	return err
+}
