@@ -3,10 +3,12 @@ package gateway_test
 import (
 	"context"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/moongate/moongate/bench/load"
 	"github.com/moongate/moongate/gateway/config"
 )
 
@@ -87,5 +89,38 @@ func TestParkedConnectionsTimeOutAndShutDown(t *testing.T) {
 	_, _, err := chatty.Read(ctx)
 	if websocket.CloseStatus(err) != websocket.StatusGoingAway {
 		t.Fatalf("parked connection at shutdown: %v, want 1001", err)
+	}
+}
+
+// Pings keep flowing to parked connections, and the pongs that wake them
+// do not keep a goroutine: the connection parks again.
+func TestPongsDoNotKeepGoroutines(t *testing.T) {
+	_, _, addr := startServer(t, func(ep *config.Endpoint) { ep.PingInterval = 500 * time.Millisecond })
+	before := runtime.NumGoroutine()
+	const n = 100
+	conns, err := load.DialAll(context.Background(), &load.Dialer{}, n, 8, func(int) string { return "ws://" + addr + "/echo" }, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { load.CloseAll(conns) })
+	var pings atomic.Int64
+	for _, c := range conns {
+		c.OnPing = func() { pings.Add(1) }
+		go func() { // one goroutine a connection, client side: it answers pings
+			for {
+				if _, err := c.Read(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(2500 * time.Millisecond) // four pings each or so
+	if got := pings.Load(); got < 3*n {
+		t.Fatalf("%d pings reached %d connections in 2.5 s", got, n)
+	}
+	// A pinged connection holds a writer for writerLinger and a reader for
+	// wakeGrace after each ping: a fraction of the time, not all of it.
+	if held := runtime.NumGoroutine() - before; held > n+n/2 {
+		t.Fatalf("%d goroutines for %d connections pinged while idle (the client side holds %d)", held, n, n)
 	}
 }

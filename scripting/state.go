@@ -154,15 +154,21 @@ func (st *state) drain() {
 	}
 }
 
+// The kinds of message handed to the message handler, boxed once.
+var (
+	textKind   lua.LValue = lua.LString("text")
+	binaryKind lua.LValue = lua.LString("binary")
+)
+
 // handle runs the handler for one event.
 func (st *state) handle(ev event) {
 	switch ev.kind {
 	case evConnect:
 		ev.reply <- st.connect(ev)
 	case evMessage:
-		kind := lua.LString("text")
+		kind := textKind
 		if ev.op == ws.OpBinary {
-			kind = "binary"
+			kind = binaryKind
 		}
 		st.callHandler(ev, 0, st.clientValue(ev.c), lua.LString(ev.data), kind)
 	case evClose:

@@ -25,6 +25,10 @@ type Conn struct {
 	wb  []byte // the frame being written
 	rb  []byte // the payload last read
 	hb  [ws.MaxHeaderSize]byte
+
+	// OnPing, if set before reading starts, is called for each ping the
+	// server sends (after it is answered).
+	OnPing func()
 }
 
 // ErrClosedByServer is returned by Read when the server sent a close frame.
@@ -80,6 +84,9 @@ func (c *Conn) Read() ([]byte, error) {
 		switch h.OpCode {
 		case ws.OpPing:
 			c.writeControl(ws.OpPong, p)
+			if c.OnPing != nil {
+				c.OnPing()
+			}
 		case ws.OpClose:
 			return nil, ErrClosedByServer
 		case ws.OpText, ws.OpBinary, ws.OpContinuation:

@@ -8,15 +8,22 @@ import (
 	"time"
 )
 
-// parkAfter is how long a connection waits for input on its goroutine
-// before it is parked in the poller.
-const parkAfter = 500 * time.Millisecond
+// How long a connection waits for input on its goroutine before it is
+// parked in the poller: parkAfter once it has had a message, wakeGrace when
+// only control frames (a pong, say) woke it.
+const (
+	parkAfter = 500 * time.Millisecond
+	wakeGrace = 20 * time.Millisecond
+)
+
+// errParked ends a reading goroutine whose connection was parked.
+var errParked = errors.New("connection parked")
 
 // readerPool holds the read buffers of connections that are not parked.
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
 
-// awaitInput waits, between messages, until input is buffered. If none
-// comes within parkAfter, the connection is parked (parked is true; the
+// awaitInput waits, between frames, until input is buffered. If none
+// comes within parkAfter (wakeGrace), the connection is parked (parked is true; the
 // reading goroutine must return) unless the idle timeout has passed (err
 // is then the deadline error that ends the connection). Nothing is done
 // while a message is under way or a close is.
@@ -24,12 +31,16 @@ func (c *Client) awaitInput() (parked bool, err error) {
 	if c.br.Buffered() > 0 || c.r.InMessage() || c.closing.Load() {
 		return false, nil
 	}
+	wait := wakeGrace
+	if c.active {
+		wait = parkAfter
+	}
 	for {
 		left := c.opts.IdleTimeout - time.Since(c.idleFrom)
 		if left <= 0 {
 			return false, os.ErrDeadlineExceeded
 		}
-		c.nc.SetReadDeadline(time.Now().Add(min(left, parkAfter)))
+		c.nc.SetReadDeadline(time.Now().Add(min(left, wait)))
 		if c.closing.Load() {
 			return false, c.closeDeadline()
 		}
@@ -41,16 +52,16 @@ func (c *Client) awaitInput() (parked bool, err error) {
 			return false, err
 		case c.closing.Load():
 			return false, c.closeDeadline()
-		case left > parkAfter && c.park():
+		case left > wait && c.park():
 			return true, nil
 		}
 	}
 }
 
-// closeDeadline gives the peer the close timeout to answer a close that
-// came in while awaitInput had set its own deadline.
+// closeDeadline restores the read deadline of a close that came in while
+// awaitInput had set its own.
 func (c *Client) closeDeadline() error {
-	c.nc.SetReadDeadline(time.Now().Add(c.opts.CloseTimeout))
+	c.closingReadDeadline()
 	return nil
 }
 
@@ -70,6 +81,7 @@ func (c *Client) park() bool {
 	c.releaseReader()
 	c.r.Release()
 	c.r.Reset(nil)
+	c.active = false
 	c.parked = true
 	left := c.opts.IdleTimeout - time.Since(c.idleFrom)
 	if c.idleTimer == nil {

@@ -45,6 +45,12 @@ type conn struct {
 	h        Handlers
 	stopCtx  func() bool
 	idleFrom time.Time // when the last frame started: the idle timeout counts from it
+	// deadlineMu orders the read deadlines set once a close is under way:
+	// the idle deadline holds until the writer has sent the close frame,
+	// then the close timeout for the peer's answer.
+	deadlineMu sync.Mutex
+	closeBy    time.Time // once the close frame is sent: when the peer's answer is due
+	active     bool      // a message came since the connection was last parked
 
 	poller    *netpoll.Poller // nil: the connection is never parked
 	fd        int32
@@ -71,11 +77,11 @@ func (c *Client) Run(ctx context.Context, nc net.Conn, br *bufio.Reader, h Handl
 	c.r = wsproto.NewReader(br, c.maxMessage.Load())
 	c.r.Inflate = c.inflate
 	c.r.OnPing = c.queuePong
-	c.r.BeforeFrame = c.extendReadDeadline
+	c.r.BeforeFrame = c.beforeFrame
 	c.r.Limit = c.maxMessage.Load
 	c.idleFrom = time.Now()
 	c.stopCtx = context.AfterFunc(ctx, c.Shutdown)
-	c.schedulePing()
+	c.scheduleFirstPing()
 	c.mu.Lock()
 	c.running = true // from now on a writer may start
 	spawn := (len(c.queue) > 0 || c.closing.Load()) && c.claimWriter()
@@ -95,17 +101,10 @@ func (c *Client) read() {
 			c.br.Reset(c.nc)
 			c.r.Reset(c.br)
 		}
-		if c.poller != nil {
-			parked, err := c.awaitInput()
-			if parked {
-				return
-			}
-			if err != nil {
-				c.finish(err)
-				return
-			}
-		}
 		m, err := c.r.Next()
+		if err == errParked {
+			return
+		}
 		if err != nil {
 			c.finish(err)
 			return
@@ -113,23 +112,63 @@ func (c *Client) read() {
 		if c.closing.Load() { // once a close is under way, messages are discarded
 			continue
 		}
+		c.active = true
 		c.metrics.MessagesIn.Inc()
 		c.metrics.BytesIn.Add(float64(len(m.Data)))
 		c.h.Message(m)
 	}
 }
 
+// beforeFrame runs before each frame header is read: between messages it
+// waits for input, parking the connection when none comes (Next then
+// returns errParked); then it pushes the idle deadline forward.
+func (c *Client) beforeFrame() error {
+	if c.poller != nil {
+		parked, err := c.awaitInput()
+		switch {
+		case parked:
+			return errParked
+		case err != nil:
+			return err
+		}
+	}
+	c.extendReadDeadline()
+	return nil
+}
+
 // extendReadDeadline pushes the idle deadline forward before each frame,
 // unless a close is under way (then the close timeout set by the writer holds).
 func (c *Client) extendReadDeadline() {
 	if c.closing.Load() {
+		c.closingReadDeadline()
 		return
 	}
 	c.idleFrom = time.Now()
 	c.nc.SetReadDeadline(c.idleFrom.Add(c.opts.IdleTimeout))
-	if c.closing.Load() { // a close raced with the line above: restore its deadline
-		c.nc.SetReadDeadline(time.Now().Add(c.opts.CloseTimeout))
+	if c.closing.Load() { // a close raced with the line above
+		c.closingReadDeadline()
 	}
+}
+
+// closingReadDeadline sets the read deadline a closing connection needs:
+// the idle deadline until the close frame is sent (a writer stuck behind a
+// slow reader must not be cut short), then the close timeout.
+func (c *Client) closingReadDeadline() {
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	if !c.closeBy.IsZero() {
+		c.nc.SetReadDeadline(c.closeBy)
+	} else {
+		c.nc.SetReadDeadline(c.idleFrom.Add(c.opts.IdleTimeout))
+	}
+}
+
+// closeFrameSent gives the peer the close timeout to answer our close.
+func (c *Client) closeFrameSent() {
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	c.closeBy = time.Now().Add(c.opts.CloseTimeout)
+	c.nc.SetReadDeadline(c.closeBy)
 }
 
 // finish settles the close after reading stopped with err, waits for the

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"math/rand/v2"
 	"net"
 	"time"
 
@@ -18,7 +19,7 @@ const maxControl = 16
 
 // writerLinger is how long a writer with nothing to write waits for more
 // before its goroutine ends; an idle client holds no writer goroutine.
-const writerLinger = time.Second
+const writerLinger = 100 * time.Millisecond
 
 // claimWriter, called with c.mu held after something was queued, reports
 // whether the caller must start a writer goroutine; if one runs, it is
@@ -65,16 +66,27 @@ func (c *Client) queuePong(payload []byte) {
 // schedulePing queues a ping after the ping interval, and so on until the
 // client closes.
 func (c *Client) schedulePing() {
-	if c.opts.PingInterval <= 0 {
+	if c.opts.PingInterval > 0 {
+		time.AfterFunc(c.opts.PingInterval, c.pingNow)
+	}
+}
+
+// scheduleFirstPing queues the first ping at a random time in the second
+// half of the interval, so that clients that connected together are not
+// all pinged (and woken by their pongs) at once.
+func (c *Client) scheduleFirstPing() {
+	if d := c.opts.PingInterval; d > 0 {
+		time.AfterFunc(d/2+rand.N(d/2+1), c.pingNow)
+	}
+}
+
+// pingNow queues a ping and schedules the next.
+func (c *Client) pingNow() {
+	if c.closing.Load() {
 		return
 	}
-	time.AfterFunc(c.opts.PingInterval, func() {
-		if c.closing.Load() {
-			return
-		}
-		c.queueControl(ws.CompiledPing)
-		c.schedulePing()
-	})
+	c.queueControl(ws.CompiledPing)
+	c.schedulePing()
 }
 
 // writeLoop writes what is queued until nothing has been queued for
@@ -83,8 +95,8 @@ func (c *Client) schedulePing() {
 func (c *Client) writeLoop() {
 	linger := time.NewTimer(writerLinger)
 	defer linger.Stop()
-	batch := make([][]byte, 0, maxBatch)
-	out := new(net.Buffers) // reused: a write allocates nothing
+	batch := make([][]byte, 0, 4) // grows to maxBatch under load
+	out := new(net.Buffers)       // reused: a write allocates nothing
 	for {
 		var closing bool
 		batch, closing = c.take(batch[:0])
@@ -169,7 +181,7 @@ func (c *Client) writeClose() {
 		return
 	}
 	if !c.close.echo {
-		c.nc.SetReadDeadline(time.Now().Add(c.opts.CloseTimeout)) // for the peer's answer
+		c.closeFrameSent() // the peer has the close timeout to answer
 	}
 }
 

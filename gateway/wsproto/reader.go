@@ -57,9 +57,11 @@ type Reader struct {
 	OnPing func(payload []byte)
 	// OnPong is called with the payload of each pong (valid during the call).
 	OnPong func(payload []byte)
-	// BeforeFrame, when set, is called before each frame header is read
-	// (a connection uses it to push its idle deadline forward).
-	BeforeFrame func()
+	// BeforeFrame, when set, is called before each frame header is read (a
+	// connection uses it to push its idle deadline forward, and between
+	// messages to wait for input or give up its goroutine); an error it
+	// returns is returned by Next, and reading can go on afterwards.
+	BeforeFrame func() error
 	// Limit, when set, is asked for the size limit as each message starts,
 	// so the limit can change while a connection is open.
 	Limit func() int64
@@ -146,7 +148,9 @@ func (r *Reader) Next() (Message, error) {
 // readHeader reads one frame header and checks what applies to every frame.
 func (r *Reader) readHeader() (ws.Header, error) {
 	if r.BeforeFrame != nil {
-		r.BeforeFrame()
+		if err := r.BeforeFrame(); err != nil {
+			return ws.Header{}, err
+		}
 	}
 	h, err := ws.ReadHeaderBuffer(r.src, r.hdr[:])
 	r.left = h.Length
