@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"testing"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
@@ -112,4 +113,18 @@ func Mux() *http.ServeMux {
 	mux.Handle("/echo", &Echo{})
 	mux.Handle("/room", &Rooms{})
 	return mux
+}
+
+// Start serves Mux on a loopback port until the test or benchmark ends and
+// returns its ws:// address (add /echo or /room).
+func Start(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := &http.Server{Handler: Mux()}
+	go srv.Serve(ln)
+	tb.Cleanup(func() { srv.Close() })
+	return "ws://" + ln.Addr().String()
 }

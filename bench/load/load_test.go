@@ -3,8 +3,6 @@ package load
 import (
 	"context"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -29,18 +27,6 @@ func startScript(t *testing.T, script string, options map[string]any) string {
 	t.Cleanup(svc.Close)
 	srv := gatewaytest.Start(t, &config.Config{Endpoints: []config.Endpoint{ep}}, map[string]gateway.Service{"/ws": svc}, nil)
 	return srv.URL("/ws")
-}
-
-// startBaseline serves the baseline and returns its ws:// address.
-func startBaseline(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: baseline.Mux()}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return "ws://" + ln.Addr().String()
 }
 
 func TestEchoCountsEveryRoundTrip(t *testing.T) {
@@ -82,7 +68,7 @@ return { message = function(c, data) n = n + 1 if n ~= 3 then c:send(data) end e
 
 func TestRoomsDeliverToEveryMember(t *testing.T) {
 	chatURL := startScript(t, "../../scripts/chat/chat.lua", map[string]any{"rate_limit": 100000})
-	base := startBaseline(t)
+	base := baseline.Start(t)
 	ctx := context.Background()
 	for _, target := range []struct {
 		url   string
@@ -118,7 +104,7 @@ func TestChatRateLimitShowsAsErrors(t *testing.T) {
 }
 
 func TestIdleReadsServerMemory(t *testing.T) {
-	base := startBaseline(t)
+	base := baseline.Start(t)
 	ctx := context.Background()
 	l, err := NewIdle(ctx, &Dialer{Sources: LoopbackSources(2)}, IdleConfig{URL: base + "/echo", Conns: 50, PID: os.Getpid()})
 	if err != nil {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -34,19 +32,8 @@ func stdout(t *testing.T, f func() error) (string, error) {
 	return <-out, ferr
 }
 
-func startBaseline(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: baseline.Mux()}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return "ws://" + ln.Addr().String()
-}
-
 func TestEchoVsPrintsBothSidesAndTheRatio(t *testing.T) {
-	base := startBaseline(t)
+	base := baseline.Start(t)
 	out, err := stdout(t, func() error {
 		return run(context.Background(), []string{"echo", "-url", base + "/echo", "-vs", base + "/echo",
 			"-conns", "4", "-duration", "400ms", "-rounds", "2", "-json"})
@@ -70,7 +57,7 @@ func TestEchoVsPrintsBothSidesAndTheRatio(t *testing.T) {
 }
 
 func TestFanoutTextReport(t *testing.T) {
-	base := startBaseline(t)
+	base := baseline.Start(t)
 	out, err := stdout(t, func() error {
 		return run(context.Background(), []string{"fanout", "-url", base + "/room", "-proto", "raw",
 			"-members", "20", "-rooms", "2", "-publishers", "2", "-rate", "100", "-duration", "300ms", "-rounds", "1"})
