@@ -308,15 +308,17 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var deflate *wsflate.Extension
 	if e.cfg.Compression {
-		// No context takeover either way: a broadcast frame is shared by
-		// every member, and each connection keeps no compression window.
-		deflate = &wsflate.Extension{Parameters: wsflate.Parameters{ServerNoContextTakeover: true, ClientNoContextTakeover: true}}
+		// The server's messages go uncompressed (a broadcast frame is
+		// shared by every member), so it keeps no window of its own; a
+		// client may keep one only where the endpoint allows.
+		deflate = &wsflate.Extension{Parameters: wsflate.Parameters{ServerNoContextTakeover: true,
+			ClientNoContextTakeover: !e.cfg.CompressionContextTakeover}}
 		upgrader.Negotiate = deflate.Negotiate
 	}
 	nc, rw, _, err := upgrader.Upgrade(r, w)
 	if deflate != nil {
 		if _, ok := deflate.Accepted(); ok {
-			c.AcceptCompressed()
+			c.AcceptCompressed(e.cfg.CompressionContextTakeover)
 		}
 	}
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
@@ -247,7 +248,51 @@ func conformanceCases() []confCase {
 	add("C.5", "decompression bomb: 16 MiB of zeros in a small frame", closeCase([]int{1009}, deflateFrame(true, ws.OpBinary, compress(make([]byte, 16<<20)))))
 	add("C.6", "RSV1 on a continuation frame", closeCase([]int{1002}, frame(false, 0, ws.OpText, []byte("a")), frame(true, 4, ws.OpContinuation, []byte("b"))))
 	add("C.7", "compressed text that is not UTF-8", closeCase([]int{1007}, deflateFrame(true, ws.OpText, compress([]byte{'a', 0xff}))))
+	// T: an endpoint with compression_context_takeover: true.
+	add("T.1", "permessage-deflate negotiated with client context takeover", func(c *rawConn) (verdict, error) {
+		want := "permessage-deflate;server_no_context_takeover"
+		if strings.ReplaceAll(c.extensions, " ", "") != want {
+			return fail, fmt.Errorf("extensions %q, want %q", c.extensions, want)
+		}
+		return pass, nil
+	})
+	add("T.2", "three messages compressed with one window, each referring back", takeoverCase(0))
+	add("T.3", "the same with 700 ms between messages (the connection is parked)", takeoverCase(700*time.Millisecond))
 	return cases
+}
+
+// takeoverCase sends three messages compressed with one window (context
+// takeover), pausing between them, and expects each echoed.
+func takeoverCase(pause time.Duration) func(*rawConn) (verdict, error) {
+	return func(c *rawConn) (verdict, error) {
+		// Letters drawn at random compress poorly alone, and to a few bytes
+		// when the window still holds them.
+		words := make([]byte, 4000)
+		rng := rand.New(rand.NewPCG(1, 2))
+		for i := range words {
+			words[i] = 'a' + byte(rng.IntN(26))
+		}
+		var b bytes.Buffer
+		w, _ := flate.NewWriter(&b, flate.BestCompression)
+		alone := len(compress(words))
+		for i, line := range [][]byte{words, words, append([]byte("again: "), words...)} {
+			time.Sleep(pause)
+			b.Reset()
+			w.Write(line)
+			w.Flush()
+			z := bytes.TrimSuffix(b.Bytes(), []byte{0, 0, 0xff, 0xff})
+			if i > 0 && len(z) > alone/2 {
+				return fail, fmt.Errorf("message %d compressed to %d bytes: no back reference to test", i, len(z))
+			}
+			if err := c.send(deflateFrame(true, ws.OpText, z)); err != nil {
+				return fail, err
+			}
+			if v, err := strict(c.expectMessage(ws.OpText, line)); v != pass {
+				return v, err
+			}
+		}
+		return pass, nil
+	}
 }
 
 // compress deflates p as permessage-deflate sends it (the tail removed).

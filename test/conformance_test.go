@@ -228,7 +228,8 @@ func TestConformance(t *testing.T) {
 	files := echoFiles(t, "")
 	files["config.yaml"] = "endpoints:\n  - path: /echo\n    script: echo.lua\n    max_message_bytes: 20MiB\n    subprotocols: [chat.v2, chat.v1]\n" +
 		"  - path: /small\n    script: echo.lua\n    max_message_bytes: 1KiB\n" +
-		"  - path: /deflate\n    script: echo.lua\n    max_message_bytes: 1MiB\n    compression: true\n"
+		"  - path: /deflate\n    script: echo.lua\n    max_message_bytes: 1MiB\n    compression: true\n" +
+		"  - path: /takeover\n    script: echo.lua\n    max_message_bytes: 1MiB\n    compression: true\n    compression_context_takeover: true\n"
 	g := startGateway(t, files)
 	var report strings.Builder
 	report.WriteString("| case | what is sent | result |\n| --- | --- | --- |\n")
@@ -240,6 +241,8 @@ func TestConformance(t *testing.T) {
 			path = "/small"
 		case 'C':
 			path, headers = "/deflate", []string{"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"}
+		case 'T':
+			path, headers = "/takeover", []string{"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"}
 		}
 		c, err := rawDial(g.addr, path, headers...)
 		if err != nil {

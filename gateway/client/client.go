@@ -102,6 +102,7 @@ type Client struct {
 	Slot any
 
 	inflate    bool         // permessage-deflate negotiated; set before Run
+	takeover   bool         // ...with client context takeover
 	maxMessage atomic.Int64 // Options.MaxMessageBytes, changeable while connected
 	onFull     atomic.Int32 // Options.OnFull, changeable while connected
 
@@ -157,8 +158,9 @@ func New(req *Request, opts Options, m *metrics.Endpoint) *Client {
 }
 
 // AcceptCompressed makes the client accept messages compressed with
-// permessage-deflate, as negotiated in its handshake. Call it before Run.
-func (c *Client) AcceptCompressed() { c.inflate = true }
+// permessage-deflate, as negotiated in its handshake; with takeover, each
+// message may refer back to the ones before. Call it before Run.
+func (c *Client) AcceptCompressed(takeover bool) { c.inflate, c.takeover = true, takeover }
 
 // SetLimits changes the largest message the client may send (from its next
 // message on) and what a full send queue does.

@@ -75,7 +75,7 @@ func (c *Client) Run(ctx context.Context, nc net.Conn, br *bufio.Reader, h Handl
 		}
 	}
 	c.r = wsproto.NewReader(br, c.maxMessage.Load())
-	c.r.Inflate = c.inflate
+	c.r.Inflate, c.r.InflateTakeover = c.inflate, c.takeover
 	c.r.OnPing = c.queuePong
 	c.r.BeforeFrame = c.beforeFrame
 	c.r.Limit = c.maxMessage.Load

@@ -57,23 +57,27 @@ type TLS struct {
 // Endpoint maps a URL path to the Lua script that implements its service,
 // with the limits of its clients.
 type Endpoint struct {
-	Line            int            // where the endpoint is in the file
-	Path            string         // URL path, e.g. "/echo"
-	Script          string         // the script's path, resolved against the config file's folder
-	States          int            // Lua states running the script
-	MaxMessageBytes int64          // largest message a client may send; larger closes with 1009
-	SendQueue       int            // messages queued per client
-	OnFull          OnFull         // what a full send queue does
-	PingInterval    time.Duration  // keepalive ping period; 0 turns pings off
-	IdleTimeout     time.Duration  // close a client that sends nothing for this long
-	Origins         []string       // allowed Origin values; empty: same-origin and non-browser clients
-	Subprotocols    []string       // subprotocols the endpoint speaks, for Sec-WebSocket-Protocol negotiation
-	Compression     bool           // accept permessage-deflate (RFC 7692) from clients that offer it
-	Budget          time.Duration  // how long one Lua handler call may run
-	Inbox           int            // events queued per Lua state
-	HandlerMemory   int64          // how much one handler call may grow the heap before it is stopped; 0: no limit
-	Options         map[string]any // free-form settings handed to the script as `options`
-	Auth            *Auth          // sign-in with tokens; nil: no sign-in, everyone is a guest
+	Line            int           // where the endpoint is in the file
+	Path            string        // URL path, e.g. "/echo"
+	Script          string        // the script's path, resolved against the config file's folder
+	States          int           // Lua states running the script
+	MaxMessageBytes int64         // largest message a client may send; larger closes with 1009
+	SendQueue       int           // messages queued per client
+	OnFull          OnFull        // what a full send queue does
+	PingInterval    time.Duration // keepalive ping period; 0 turns pings off
+	IdleTimeout     time.Duration // close a client that sends nothing for this long
+	Origins         []string      // allowed Origin values; empty: same-origin and non-browser clients
+	Subprotocols    []string      // subprotocols the endpoint speaks, for Sec-WebSocket-Protocol negotiation
+	Compression     bool          // accept permessage-deflate (RFC 7692) from clients that offer it
+	// CompressionContextTakeover lets clients compress each message with
+	// the window of the ones before (RFC 7692 context takeover); the
+	// server keeps 32 KiB of window per such connection.
+	CompressionContextTakeover bool
+	Budget                     time.Duration  // how long one Lua handler call may run
+	Inbox                      int            // events queued per Lua state
+	HandlerMemory              int64          // how much one handler call may grow the heap before it is stopped; 0: no limit
+	Options                    map[string]any // free-form settings handed to the script as `options`
+	Auth                       *Auth          // sign-in with tokens; nil: no sign-in, everyone is a guest
 }
 
 // DefaultSecretEnv is the environment variable that holds the token secret

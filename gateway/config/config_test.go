@@ -35,6 +35,8 @@ endpoints:
     budget: 50ms
     inbox: 10
     handler_memory: 64MiB
+    compression: true
+    compression_context_takeover: true
     options:
       greeting: hi
       n: 3
@@ -44,6 +46,7 @@ static:
     dir: www
 limits: {max_connections: 500, max_per_ip: 20, handshake_timeout: 2s}
 tls: {cert: echo.lua, key: echo.lua}
+pprof: true
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -54,11 +57,13 @@ tls: {cert: echo.lua, key: echo.lua}
 			Line: 4, Path: "/echo", Script: filepath.Join(dir, "echo.lua"), States: 3, MaxMessageBytes: 1 << 20,
 			SendQueue: 16, OnFull: OnFullDrop, PingInterval: 5 * time.Second, IdleTimeout: 20 * time.Second,
 			Origins: []string{"https://example.com", "*"}, Budget: 50 * time.Millisecond, Inbox: 10, HandlerMemory: 64 << 20,
+			Compression: true, CompressionContextTakeover: true,
 			Options: map[string]any{"greeting": "hi", "n": 3, "list": []any{1, "two"}},
 		}},
-		Static: []Static{{Line: 21, Prefix: "/", Dir: filepath.Join(dir, "www")}},
+		Static: []Static{{Line: 23, Prefix: "/", Dir: filepath.Join(dir, "www")}},
 		Limits: Limits{MaxConnections: 500, MaxPerIP: 20, HandshakeTimeout: 2 * time.Second},
 		TLS:    &TLS{Cert: filepath.Join(dir, "echo.lua"), Key: filepath.Join(dir, "echo.lua")},
+		Pprof:  true,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)

@@ -170,11 +170,14 @@ func (d *decoder) endpoint(n *yaml.Node, path string) Endpoint {
 		"origins":           func(v *yaml.Node, f string) { ep.Origins = d.strings(v, f) },
 		"subprotocols":      func(v *yaml.Node, f string) { ep.Subprotocols = d.strings(v, f) },
 		"compression":       func(v *yaml.Node, f string) { ep.Compression = d.boolean(v, f) },
-		"budget":            func(v *yaml.Node, f string) { ep.Budget = d.duration(v, f, msec, 60*sec) },
-		"inbox":             func(v *yaml.Node, f string) { ep.Inbox = int(d.integer(v, f, 1, 1_000_000)) },
-		"handler_memory":    func(v *yaml.Node, f string) { ep.HandlerMemory = d.size(v, f, 0, 1<<40) },
-		"options":           func(v *yaml.Node, f string) { ep.Options = d.options(v, f) },
-		"auth":              func(v *yaml.Node, f string) { ep.Auth = d.auth(v, f) },
+		"compression_context_takeover": func(v *yaml.Node, f string) {
+			ep.CompressionContextTakeover = d.boolean(v, f)
+		},
+		"budget":         func(v *yaml.Node, f string) { ep.Budget = d.duration(v, f, msec, 60*sec) },
+		"inbox":          func(v *yaml.Node, f string) { ep.Inbox = int(d.integer(v, f, 1, 1_000_000)) },
+		"handler_memory": func(v *yaml.Node, f string) { ep.HandlerMemory = d.size(v, f, 0, 1<<40) },
+		"options":        func(v *yaml.Node, f string) { ep.Options = d.options(v, f) },
+		"auth":           func(v *yaml.Node, f string) { ep.Auth = d.auth(v, f) },
 	})
 	if n.Kind == yaml.MappingNode {
 		for _, required := range []string{"path", "script"} {

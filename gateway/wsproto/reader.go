@@ -68,6 +68,9 @@ type Reader struct {
 	// Inflate accepts messages compressed with permessage-deflate (RFC
 	// 7692, without context takeover): RSV1 on a message's first frame.
 	Inflate bool
+	// InflateTakeover keeps the last 32 KiB of inflated messages as the
+	// window of the next (the client's context takeover).
+	InflateTakeover bool
 
 	hdr       [ws.MaxHeaderSize]byte
 	ctrl      [MaxControlPayload]byte
@@ -103,7 +106,7 @@ func (r *Reader) Release() {
 		return
 	}
 	r.buf = nil
-	r.inflater = inflater{}
+	r.inflater = inflater{window: r.inflater.window} // the window is the peer's state
 }
 
 // Next returns the next complete data message. It returns a *CloseError when
