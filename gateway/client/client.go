@@ -118,6 +118,9 @@ type Client struct {
 	writing    bool          // a writer goroutine runs (for good, once closing)
 	notify     chan struct{} // wakes a lingering writer
 	writerDone chan struct{} // closed once the writer has finished for good
+	// writeDeadline is the write deadline last set; only the writer of the
+	// moment touches it.
+	writeDeadline time.Time
 
 	closing atomic.Bool
 	close   closeState

@@ -97,6 +97,7 @@ func (c *Client) writeLoop() {
 	defer linger.Stop()
 	batch := make([][]byte, 0, 4) // grows to maxBatch under load
 	out := new(net.Buffers)       // reused: a write allocates nothing
+	lastWrite := time.Now()
 	for {
 		var closing bool
 		batch, closing = c.take(batch[:0])
@@ -113,12 +114,16 @@ func (c *Client) writeLoop() {
 				c.fail()
 				return
 			}
-			linger.Reset(writerLinger)
+			lastWrite = time.Now() // cheaper than moving the timer each write
 			continue
 		}
 		select {
 		case <-c.notify:
 		case <-linger.C:
+			if idle := time.Since(lastWrite); idle < writerLinger {
+				linger.Reset(writerLinger - idle)
+				continue
+			}
 			if c.stopWriting() {
 				return
 			}
@@ -208,7 +213,13 @@ func (c *Client) write(frames [][]byte) error {
 // writeBuffers writes bufs (consuming it) in one system call where the
 // platform allows.
 func (c *Client) writeBuffers(bufs *net.Buffers) error {
-	c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+	// The deadline moves only when half of it is used up: a write may block
+	// between half the write timeout and all of it, and most writes move
+	// no timer.
+	if now := time.Now(); c.writeDeadline.Sub(now) < c.opts.WriteTimeout/2 {
+		c.writeDeadline = now.Add(c.opts.WriteTimeout)
+		c.nc.SetWriteDeadline(c.writeDeadline)
+	}
 	frames := len(*bufs)
 	n, err := bufs.WriteTo(c.nc)
 	c.metrics.MessagesOut.Add(float64(frames))
