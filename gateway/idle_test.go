@@ -118,7 +118,7 @@ func TestPongsDoNotKeepGoroutines(t *testing.T) {
 	if got := pings.Load(); got < 3*n {
 		t.Fatalf("%d pings reached %d connections in 2.5 s", got, n)
 	}
-	// A pinged connection holds a writer for writerLinger and a reader for
+	// A pinged connection holds a writer for controlLinger and a reader for
 	// wakeGrace after each ping: a fraction of the time, not all of it.
 	if held := runtime.NumGoroutine() - before; held > n+n/2 {
 		t.Fatalf("%d goroutines for %d connections pinged while idle (the client side holds %d)", held, n, n)

@@ -67,7 +67,13 @@ func (e *Echo) Run(ctx context.Context, d time.Duration) {
 		go func() {
 			defer wg.Done()
 			phase := float64(i) / float64(len(e.conns))
-			if !e.runConn(ctx, i, c, deadline, newPacer(perConn, phase)) {
+			inStep := false
+			if e.cfg.Rate > 0 {
+				inStep = e.runConn(ctx, i, c, deadline, newPacer(perConn, phase))
+			} else {
+				inStep = e.runClosedLoop(ctx, i, c, deadline)
+			}
+			if !inStep {
 				c.Close() // out of step: its late echoes would spoil later rounds
 				e.conns[i] = nil
 			}
@@ -77,8 +83,49 @@ func (e *Echo) Run(ctx context.Context, d time.Duration) {
 	e.stats.elapsed.Add(int64(d))
 }
 
-// runConn runs one connection's round and reports whether the connection
-// is still in step (everything sent came back).
+// runClosedLoop runs one connection's round without a rate: it sends
+// InFlight messages, then one more for each echo, until the deadline, then
+// reads what is still in flight. One goroutine does it all, so the load
+// tool spends as little as it can per message. It reports whether the
+// connection is still in step (everything sent came back).
+func (e *Echo) runClosedLoop(ctx context.Context, i int, c *Conn, deadline time.Time) bool {
+	c.SetReadDeadline(time.Now().Add(time.Until(deadline) + e.cfg.Drain))
+	msg := newPayload(e.cfg.Size)
+	send := func() bool {
+		putStamp(msg, time.Now())
+		if err := c.WriteText(msg); err != nil {
+			e.stats.Errors.Add(1)
+			return false
+		}
+		e.stats.Sent.Add(1)
+		return true
+	}
+	inFlight := 0
+	for ; inFlight < e.cfg.InFlight && send(); inFlight++ {
+	}
+	for inFlight > 0 {
+		p, err := c.Read()
+		if err != nil {
+			if time.Now().Before(deadline) {
+				e.stats.Errors.Add(1)
+			}
+			e.stats.Lost.Add(int64(inFlight))
+			return false
+		}
+		if t, ok := readStamp(p); ok {
+			e.stats.Hist.Record(i, time.Since(t))
+		}
+		e.stats.Received.Add(1)
+		inFlight--
+		if time.Now().Before(deadline) && ctx.Err() == nil && send() {
+			inFlight++
+		}
+	}
+	return true
+}
+
+// runConn runs one connection's round at a rate and reports whether the
+// connection is still in step (everything sent came back).
 func (e *Echo) runConn(ctx context.Context, i int, c *Conn, deadline time.Time, pace *pacer) bool {
 	c.SetReadDeadline(time.Time{})
 	var (

@@ -53,16 +53,18 @@ func TestEchoCountsLostMessages(t *testing.T) {
 	// Answers every message but the third.
 	os.WriteFile(script, []byte(`local n = 0
 return { message = function(c, data) n = n + 1 if n ~= 3 then c:send(data) end end }`), 0o644)
-	url := startScript(t, script, nil)
-	ctx := context.Background()
-	e, err := NewEcho(ctx, &Dialer{}, EchoConfig{URL: url, Conns: 1, Size: 32, InFlight: 4, Rate: 1000, Drain: 300 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	e.Run(ctx, 100*time.Millisecond)
-	if r := e.Result(); r.Lost != 1 || r.Received != r.Sent-1 {
-		t.Fatalf("result %+v, want one lost", r)
+	for _, rate := range []float64{1000, 0} { // paced, and closed loop
+		url := startScript(t, script, nil)
+		ctx := context.Background()
+		e, err := NewEcho(ctx, &Dialer{}, EchoConfig{URL: url, Conns: 1, Size: 32, InFlight: 4, Rate: rate, Drain: 300 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Run(ctx, 100*time.Millisecond)
+		e.Close()
+		if r := e.Result(); r.Lost != 1 || r.Received != r.Sent-1 {
+			t.Fatalf("rate %v: result %+v, want one lost", rate, r)
+		}
 	}
 }
 

@@ -17,9 +17,15 @@ const maxBatch = 64
 // ping).
 const maxControl = 16
 
-// writerLinger is how long a writer with nothing to write waits for more
-// before its goroutine ends; an idle client holds no writer goroutine.
-const writerLinger = 100 * time.Millisecond
+// How long a writer with nothing to write waits for more before its
+// goroutine ends (so an idle client holds no writer goroutine): dataLinger
+// once it has written a message, so that a client that gets a message
+// every few hundred milliseconds keeps its writer; controlLinger when it
+// has written only pings and pongs.
+const (
+	dataLinger    = time.Second
+	controlLinger = 20 * time.Millisecond
+)
 
 // claimWriter, called with c.mu held after something was queued, reports
 // whether the caller must start a writer goroutine; if one runs, it is
@@ -90,17 +96,17 @@ func (c *Client) pingNow() {
 }
 
 // writeLoop writes what is queued until nothing has been queued for
-// writerLinger, or until a close is requested: then it writes the close
+// its linger time, or until a close is requested: then it writes the close
 // frame (after the queue, for a draining close) and ends for good.
 func (c *Client) writeLoop() {
-	linger := time.NewTimer(writerLinger)
+	linger := time.NewTimer(controlLinger)
 	defer linger.Stop()
 	batch := make([][]byte, 0, 4) // grows to maxBatch under load
 	out := new(net.Buffers)       // reused: a write allocates nothing
-	lastWrite := time.Now()
+	lastWrite, wait := time.Now(), controlLinger
 	for {
-		var closing bool
-		batch, closing = c.take(batch[:0])
+		var closing, data bool
+		batch, data, closing = c.take(batch[:0])
 		if closing {
 			c.writeClose()
 			close(c.writerDone)
@@ -115,31 +121,35 @@ func (c *Client) writeLoop() {
 				return
 			}
 			lastWrite = time.Now() // cheaper than moving the timer each write
+			if data {
+				wait = dataLinger
+			}
 			continue
 		}
 		select {
 		case <-c.notify:
 		case <-linger.C:
-			if idle := time.Since(lastWrite); idle < writerLinger {
-				linger.Reset(writerLinger - idle)
+			if idle := time.Since(lastWrite); idle < wait {
+				linger.Reset(wait - idle)
 				continue
 			}
 			if c.stopWriting() {
 				return
 			}
-			linger.Reset(writerLinger)
+			linger.Reset(wait)
 		}
 	}
 }
 
 // take moves the pending control frames, then queued frames, into batch,
-// up to maxBatch; closing reports that a close is requested instead (a
-// close outranks whatever is still queued).
-func (c *Client) take(batch [][]byte) (_ [][]byte, closing bool) {
+// up to maxBatch; data reports that it took a queued (data) frame, and
+// closing that a close is requested instead (a close outranks whatever is
+// still queued).
+func (c *Client) take(batch [][]byte) (_ [][]byte, data, closing bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing.Load() {
-		return batch, true
+		return batch, false, true
 	}
 	batch = append(batch, c.control...)
 	clear(c.control)
@@ -149,7 +159,7 @@ func (c *Client) take(batch [][]byte) (_ [][]byte, closing bool) {
 	rest := copy(c.queue, c.queue[n:]) // keep the backing array for the next frames
 	clear(c.queue[rest:])
 	c.queue = c.queue[:rest]
-	return batch, false
+	return batch, n > 0, false
 }
 
 // stopWriting ends the writer if nothing is queued, giving back the
