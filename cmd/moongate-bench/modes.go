@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -129,7 +130,7 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 }
 
 // joinProgress prints every tenth of the connections as they open.
-func joinProgress(w interface{ Write([]byte) (int, error) }, url string, total int) func(int) {
+func joinProgress(w io.Writer, url string, total int) func(int) {
 	if w == nil || total < 1000 {
 		return nil
 	}

@@ -23,8 +23,9 @@ var errParked = errors.New("connection parked")
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
 
 // awaitInput waits, between frames, until input is buffered. If none
-// comes within parkAfter (wakeGrace), the connection is parked (parked is true; the
-// reading goroutine must return) unless the idle timeout has passed (err
+// comes within parkAfter (wakeGrace after a wake-up that brought only
+// control frames), the connection is parked (parked is true; the reading
+// goroutine must return) unless the idle timeout has passed (err
 // is then the deadline error that ends the connection). Nothing is done
 // while a message is under way or a close is.
 func (c *Client) awaitInput() (parked bool, err error) {
@@ -41,8 +42,9 @@ func (c *Client) awaitInput() (parked bool, err error) {
 			return false, os.ErrDeadlineExceeded
 		}
 		c.nc.SetReadDeadline(time.Now().Add(min(left, wait)))
-		if c.closing.Load() {
-			return false, c.closeDeadline()
+		if c.closing.Load() { // restore the deadline the close needs
+			c.closingReadDeadline()
+			return false, nil
 		}
 		_, err := c.br.Peek(1)
 		switch {
@@ -51,18 +53,12 @@ func (c *Client) awaitInput() (parked bool, err error) {
 		case !errors.Is(err, os.ErrDeadlineExceeded):
 			return false, err
 		case c.closing.Load():
-			return false, c.closeDeadline()
+			c.closingReadDeadline()
+			return false, nil
 		case left > wait && c.park():
 			return true, nil
 		}
 	}
-}
-
-// closeDeadline restores the read deadline of a close that came in while
-// awaitInput had set its own.
-func (c *Client) closeDeadline() error {
-	c.closingReadDeadline()
-	return nil
 }
 
 // park gives back the read buffer and arms the poller; it reports false

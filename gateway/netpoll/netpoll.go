@@ -68,10 +68,8 @@ func New(ctx context.Context) (*Poller, error) {
 func (p *Poller) Wait(fd int32, ready func()) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	select {
-	case <-p.done:
+	if p.closed() {
 		return net.ErrClosed
-	default:
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: fd}
 	op := unix.EPOLL_CTL_MOD
@@ -96,21 +94,29 @@ func (p *Poller) Wait(fd int32, ready func()) error {
 func (p *Poller) Forget(fd int32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.added[fd] {
+	if p.added[fd] && !p.closed() { // a closed poller's descriptor may be another file's now
 		unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
-		delete(p.added, fd)
 	}
+	delete(p.added, fd)
 	delete(p.waiting, fd)
+}
+
+// closed reports whether the poller has stopped; call it with p.mu held.
+func (p *Poller) closed() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // Close stops the poller; callbacks still pending are not called.
 func (p *Poller) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	select {
-	case <-p.done:
+	if p.closed() {
 		return
-	default:
 	}
 	close(p.done)
 	var one [8]byte
@@ -120,7 +126,12 @@ func (p *Poller) Close() {
 
 // run waits for events and calls the callback of each ready connection.
 func (p *Poller) run() {
-	defer func() {
+	defer func() { // under p.mu, so that no Wait or Forget uses a closed descriptor
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if !p.closed() {
+			close(p.done) // epoll_wait failed
+		}
 		unix.Close(p.epfd)
 		unix.Close(p.wake)
 	}()
