@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"reflect"
+	"runtime"
 	"runtime/metrics"
 	"sync"
 	"time"
@@ -50,7 +51,9 @@ func readScript(path string) ([]byte, error) {
 
 // build compiles src, loads it into fresh states and runs their start (and,
 // after a reload, reload(previous)) handler. Nothing is running yet when it
-// returns; on error nothing is left behind.
+// returns; on error nothing is left behind. The generation's budget
+// watchdog starts here, so the top level and start are held to the budget
+// like any handler.
 func (s *Service) build(ep config.Endpoint, src []byte, previous string) (*generation, error) {
 	proto, err := CompileSource(ep.Script, src)
 	if err != nil {
@@ -58,13 +61,17 @@ func (s *Service) build(ep config.Endpoint, src []byte, previous string) (*gener
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	gen := &generation{ep: ep, version: versionOf(src), ctx: ctx, cancel: cancel, ready: make(chan struct{})}
+	clock := lockThreadClock()
+	defer runtime.UnlockOSThread()
 	for i := range max(ep.States, 1) {
-		st, err := newState(s, gen, i, proto)
-		if err != nil {
+		gen.states = append(gen.states, newState(s, gen, i, clock))
+	}
+	s.startWatchdog(gen)
+	for _, st := range gen.states {
+		if err := st.load(proto); err != nil {
 			gen.close()
 			return nil, err
 		}
-		gen.states = append(gen.states, st)
 	}
 	if err := gen.states[0].startUp(previous); err != nil {
 		gen.close()
@@ -73,17 +80,18 @@ func (s *Service) build(ep config.Endpoint, src []byte, previous string) (*gener
 	return gen, nil
 }
 
-// close releases the states of a generation that never ran.
+// close releases the states of a generation that never ran, and stops its
+// watchdog.
 func (g *generation) close() {
+	g.cancel()
 	for _, st := range g.states {
 		st.timers.stopAll()
 		st.L.Close()
 	}
-	g.cancel()
 }
 
-// launch starts the goroutines of gen's states and of its budget watchdog.
-// The states wait for gen.ready before they take events.
+// launch starts the goroutines of gen's states. They wait for gen.ready
+// before they take events.
 func (s *Service) launch(gen *generation) {
 	for _, st := range gen.states {
 		gen.done.Add(1)
@@ -94,11 +102,6 @@ func (s *Service) launch(gen *generation) {
 			st.run()
 		}()
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.watchBudgets(gen)
-	}()
 }
 
 // budget returns the generation's handler budget.
@@ -109,8 +112,19 @@ func (g *generation) budget() time.Duration {
 	return g.ep.Budget
 }
 
-// watchBudgets interrupts any handler of gen that runs past the budget or
-// grows the heap past the endpoint's handler_memory.
+// startWatchdog starts gen's budget watchdog, which runs until gen is
+// retired.
+func (s *Service) startWatchdog(gen *generation) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.watchBudgets(gen)
+	}()
+}
+
+// watchBudgets interrupts any call of gen (a handler, the top level) that
+// uses more CPU time than the budget or grows the heap past the endpoint's
+// handler_memory, until gen is retired.
 func (s *Service) watchBudgets(gen *generation) {
 	budget := gen.budget()
 	memLimit := uint64(max(gen.ep.HandlerMemory, 0))
@@ -119,10 +133,10 @@ func (s *Service) watchBudgets(gen *generation) {
 	heap := newHeapGauge()
 	for {
 		select {
-		case now := <-t.C:
+		case <-t.C:
 			h := heap.bytes()
 			for _, st := range gen.states {
-				st.interruptIfOver(now, budget, h, memLimit)
+				st.interruptIfOver(budget, h, memLimit)
 			}
 		case <-gen.ctx.Done():
 			return
@@ -238,17 +252,13 @@ func (st *state) startUp(previous string) error {
 	return st.callDirect(evReload, lua.LString(previous))
 }
 
-// callDirect calls a handler outside the state's goroutine loop, with a
-// deadline of its own since no watchdog watches the state yet.
+// callDirect calls a handler outside the state's goroutine loop, on the
+// goroutine building the generation, under the budget.
 func (st *state) callDirect(kind eventKind, args ...lua.LValue) error {
 	fn := st.handlers[kind]
 	if fn == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), st.gen.budget())
-	defer cancel()
-	st.L.SetContext(ctx)
-	defer st.resetContext()
 	err := st.protectedCall(fn, 0, args...)
 	if err != nil {
 		st.report(eventNames[kind], nil, err)

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -189,8 +190,8 @@ func (s *Service) String() string {
 }
 
 // Check compiles the endpoint's script and runs its top level in one Lua
-// state, reporting the first problem as a *ScriptError, without starting
-// the service.
+// state, under the budget, reporting the first problem as a *ScriptError,
+// without starting the service.
 func Check(ep config.Endpoint) error {
 	src, err := readScript(ep.Script)
 	if err != nil {
@@ -202,13 +203,16 @@ func Check(ep config.Endpoint) error {
 	}
 	s := &Service{metrics: metrics.Discard(), hub: hub.New(), store: store.New(0), log: slog.New(slog.DiscardHandler)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	defer s.wg.Wait()
 	defer s.cancel()
-	st, err := newState(s, &generation{ep: ep, ctx: s.ctx}, 0, proto)
-	if err != nil {
-		return err
-	}
-	st.L.Close()
-	return nil
+	gen := &generation{ep: ep, ctx: s.ctx}
+	clock := lockThreadClock()
+	defer runtime.UnlockOSThread()
+	st := newState(s, gen, 0, clock)
+	gen.states = []*state{st}
+	defer st.L.Close()
+	s.startWatchdog(gen)
+	return st.load(proto)
 }
 
 // Endpoint returns the endpoint config the service runs with.

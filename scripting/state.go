@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,19 +54,28 @@ type state struct {
 	clients   map[*client.Client]*lua.LUserData // userdata of the clients pinned here
 	timers    timers
 
-	// Budget enforcement: started is when the running handler began (0 when
-	// idle); the watchdog cancels runCtx when a handler runs too long.
-	started    atomic.Int64
+	// Budget enforcement. The goroutine that runs the state's Lua code is
+	// locked to its OS thread, whose CPU clock is clock: a handler is charged
+	// the CPU time it used, not the time it waited for a CPU. running is the
+	// number of the call under way (0 when idle), startCPU the thread's CPU
+	// time when it began; the watchdog cancels runCtx when a call runs too
+	// long.
+	clock      threadClock
+	calls      uint64 // calls made so far; the running goroutine's own
+	running    atomic.Uint64
+	clockID    atomic.Pointer[threadClock]
+	startCPU   atomic.Int64
 	runMu      sync.Mutex
 	runCancel  context.CancelFunc
 	stopReason atomic.Int32 // why the watchdog stopped the last handler
-	seenStart  int64        // the watchdog's own: the call it last saw running
+	seenCall   uint64       // the watchdog's own: the call it last saw running
 	heapBase   uint64       // the watchdog's own: the heap when it first saw that call
 }
 
-// newState creates a sandboxed Lua state with the API installed, runs the
-// script's top level in it, and takes the handlers from the table it returns.
-func newState(s *Service, gen *generation, index int, proto *lua.FunctionProto) (*state, error) {
+// newState creates a sandboxed Lua state with the API installed. Its Lua
+// code will run on the goroutine whose thread clock is clock, until run
+// takes the state over; nothing has run in it yet (see load).
+func newState(s *Service, gen *generation, index int, clock threadClock) *state {
 	st := &state{
 		svc:     s,
 		gen:     gen,
@@ -73,6 +83,7 @@ func newState(s *Service, gen *generation, index int, proto *lua.FunctionProto) 
 		L:       newSandboxedState(),
 		inbox:   make(chan event, max(gen.ep.Inbox, 1)),
 		clients: make(map[*client.Client]*lua.LUserData),
+		clock:   clock,
 	}
 	st.timers.init()
 	for k, name := range eventNames {
@@ -80,25 +91,16 @@ func newState(s *Service, gen *generation, index int, proto *lua.FunctionProto) 
 	}
 	st.resetContext()
 	st.installAPI()
-	if err := st.load(proto); err != nil {
-		st.L.Close()
-		return nil, err
-	}
-	return st, nil
+	return st
 }
 
-// load runs the compiled script and keeps the handlers it returns. The
-// watchdog does not watch a state yet, so the top level gets a deadline of
-// its own, the same as a handler's budget.
+// load runs the compiled script's top level, under the budget like a
+// handler, and keeps the handlers the table it returns names.
 func (st *state) load(proto *lua.FunctionProto) error {
 	fn := st.L.NewFunctionFromProto(proto)
-	ctx, cancel := context.WithTimeout(context.Background(), st.gen.budget())
-	defer cancel()
-	st.L.SetContext(ctx)
 	if err := st.protectedCall(fn, 1); err != nil {
 		return err
 	}
-	st.resetContext()
 	ret := st.L.Get(-1)
 	st.L.Pop(1)
 	tbl, ok := ret.(*lua.LTable)
@@ -125,6 +127,8 @@ func (st *state) load(proto *lua.FunctionProto) error {
 // events until the generation is retired or the service stops, then handles
 // what is left in the inbox and closes the state.
 func (st *state) run() {
+	st.clock = lockThreadClock()
+	defer runtime.UnlockOSThread()
 	select {
 	case <-st.gen.ready:
 	case <-st.svc.ctx.Done(): // stopped before it ever served
@@ -235,9 +239,12 @@ func (st *state) invoke(kind eventKind, c *client.Client, fn *lua.LFunction, nre
 // protectedCall calls fn under the budget, converting any error (a raised
 // error, a budget overrun) to a *ScriptError.
 func (st *state) protectedCall(fn *lua.LFunction, nret int, args ...lua.LValue) error {
-	st.started.Store(time.Now().UnixNano())
+	st.calls++
+	st.clockID.Store(&st.clock)
+	st.startCPU.Store(int64(st.clock.now()))
+	st.running.Store(st.calls)
 	err := st.L.CallByParam(lua.P{Fn: fn, NRet: nret, Protect: true}, args...)
-	st.started.Store(0)
+	st.running.Store(0)
 	if st.L.Context().Err() != nil {
 		st.resetContext()
 		if err != nil {
@@ -283,21 +290,22 @@ const (
 	stoppedForMemory
 )
 
-// interruptIfOver cancels the running handler if it started more than
-// budget before now, or if the heap grew by more than memLimit since the
-// watchdog first saw it running. It is called by the watchdog goroutine
-// only, which alone touches seenStart and heapBase.
-func (st *state) interruptIfOver(now time.Time, budget time.Duration, heap, memLimit uint64) {
-	started := st.started.Load()
-	if started == 0 {
+// interruptIfOver cancels the running call if it has used more than budget
+// of CPU time, or if the heap grew by more than memLimit since the watchdog
+// first saw it running. It is called by the watchdog goroutine only, which
+// alone touches seenCall and heapBase.
+func (st *state) interruptIfOver(budget time.Duration, heap, memLimit uint64) {
+	call := st.running.Load()
+	if call == 0 {
 		return
 	}
-	if started != st.seenStart {
-		st.seenStart, st.heapBase = started, heap
+	began, clock := time.Duration(st.startCPU.Load()), st.clockID.Load()
+	if call != st.seenCall {
+		st.seenCall, st.heapBase = call, heap
 	}
 	var reason int32
 	switch {
-	case now.UnixNano()-started >= int64(budget):
+	case clock.now()-began >= budget:
 		reason = stoppedForTime
 	case memLimit > 0 && heap > st.heapBase+memLimit:
 		reason = stoppedForMemory
@@ -306,7 +314,7 @@ func (st *state) interruptIfOver(now time.Time, budget time.Duration, heap, memL
 	}
 	st.runMu.Lock()
 	defer st.runMu.Unlock()
-	if st.started.Load() == started {
+	if st.running.Load() == call {
 		st.stopReason.Store(reason)
 		st.runCancel()
 	}
