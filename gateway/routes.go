@@ -3,7 +3,6 @@ package gateway
 import (
 	"fmt"
 	"net/http"
-	"reflect"
 	"slices"
 	"strings"
 
@@ -34,7 +33,7 @@ func (s *Server) newRoutes(cfg *config.Config, services map[string]Service, prev
 			return nil, fmt.Errorf("endpoint %s: no service", ec.Path)
 		}
 		if prev != nil {
-			if old := prev.endpoints[ec.Path]; old != nil && old.service == svc && reflect.DeepEqual(old.cfg, ec) {
+			if old := prev.endpoints[ec.Path]; old != nil && old.service == svc && old.cfg.Equal(ec) {
 				rt.endpoints[ec.Path] = old
 				continue
 			}

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -131,4 +132,44 @@ func httpStatus(g *gatewayProc, path string) (int, error) {
 	}
 	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// TestConfigCommentRestartsNothing: a comment added above an endpoint, or
+// the endpoints reordered, changes where they stand in the file and
+// nothing else: their Lua states are not restarted and their timers keep
+// running.
+func TestConfigCommentRestartsNothing(t *testing.T) {
+	dir := t.TempDir()
+	const counting = `
+local ticks = 0
+timer.every(0.01, function() ticks = ticks + 1 end)
+return {
+  start = function() store.incr("starts") end,
+  message = function(c, d) c:send(store.get("starts") .. " " .. (ticks > 0 and "ticking" or "still")) end,
+}
+`
+	a := "  - path: /a\n    script: a.lua\n    states: 1\n"
+	b := "  - path: /b\n    script: a.lua\n    states: 1\n"
+	writeFiles(t, dir, map[string]string{"a.lua": counting, "config.yaml": "endpoints:\n" + a + b})
+	g := startGatewayIn(t, dir, "run", "-config", "config.yaml", "-listen", "127.0.0.1:0", "-log-format", "json")
+	c := dial(t, g.url("/a"))
+	eventually(t, "the timer to tick", func() bool { return ask(t, c, "?") == "1 ticking" })
+
+	edits := []string{
+		"# a comment\n\nendpoints:\n  # the first endpoint\n" + a + b, // lines move
+		"endpoints:\n" + b + a, // endpoints reordered
+	}
+	for i, cfg := range edits {
+		writeFiles(t, dir, map[string]string{"config.yaml": cfg})
+		// A real change after it, to know the edit has been read.
+		extra := fmt.Sprintf("  - path: /marker%d\n    script: a.lua\n", i)
+		writeFiles(t, dir, map[string]string{"config.yaml": cfg + extra})
+		eventually(t, "the marker endpoint", func() bool { return g.logs.count(fmt.Sprintf(`"/marker%d"`, i)) > 0 })
+		if got := ask(t, c, "?"); got != "1 ticking" {
+			t.Errorf("edit %d: /a answers %q: its states were restarted", i, got)
+		}
+		if n := g.logs.count(`"changed":["/`); n > 0 {
+			t.Errorf("edit %d: an endpoint was reported changed:\n%s", i, g.logs)
+		}
+	}
 }

@@ -182,3 +182,35 @@ func TestDocumentedExampleIsValid(t *testing.T) {
 		t.Errorf("the documented example does not load:\n%v", err)
 	}
 }
+
+func TestEqualIgnoresWhereThingsStandInTheFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"a.lua", "b.lua"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("return {}"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parse := func(src string) *Config {
+		t.Helper()
+		cfg, err := Parse(filepath.Join(dir, "config.yaml"), []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	base := parse("endpoints:\n  - path: /a\n    script: a.lua\n  - path: /b\n    script: b.lua\n")
+	moved := parse("# a comment\n\nendpoints:\n  # another\n  - path: /a\n    script: a.lua\n  - path: /b\n    script: b.lua\n")
+	changed := parse("endpoints:\n  - path: /a\n    script: a.lua\n    budget: 1s\n  - path: /b\n    script: b.lua\n")
+	if !base.Equal(moved) || !base.Endpoints[0].Equal(moved.Endpoints[0]) {
+		t.Error("a comment above the endpoints made the config differ")
+	}
+	if base.Endpoints[0].Line == moved.Endpoints[0].Line {
+		t.Fatal("the test's comment did not move the endpoint")
+	}
+	if base.Equal(changed) || base.Endpoints[0].Equal(changed.Endpoints[0]) {
+		t.Error("a changed budget did not make the config differ")
+	}
+	if !base.Endpoints[1].Equal(changed.Endpoints[1]) {
+		t.Error("an endpoint that did not change differs")
+	}
+}

@@ -2,20 +2,24 @@ package config
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/moongate/moongate/gateway/safefile"
 	"gopkg.in/yaml.v3"
 )
 
+// MaxFileBytes bounds the size of a config file.
+const MaxFileBytes = 1 << 20
+
 // Load reads and validates the config file at path. Problems in the file
-// come back as Errors; a file that cannot be read, as a wrapped os error.
+// come back as Errors; a file that cannot be read (missing, not a regular
+// file, over MaxFileBytes), as a wrapped error.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := safefile.Read(path, MaxFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}

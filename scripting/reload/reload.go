@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"maps"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -143,7 +142,8 @@ func (m *Manager) ReloadConfig() error {
 		m.log.Warn("listen changed in the config: it takes effect after a restart", "running", m.cfg.Listen, "config", next.Listen)
 		next.Listen = m.cfg.Listen
 	}
-	if reflect.DeepEqual(next, m.cfg) {
+	if next.Equal(m.cfg) {
+		m.cfg = next // only where things stand in the file moved
 		return nil
 	}
 	added, removed, changed, err := m.apply(next)
@@ -164,7 +164,7 @@ func (m *Manager) ReloadConfig() error {
 func (m *Manager) checkScripts(next *config.Config) error {
 	var errs []error
 	for _, ep := range next.Endpoints {
-		if s := m.services[ep.Path]; s != nil && reflect.DeepEqual(s.Endpoint(), ep) {
+		if s := m.services[ep.Path]; s != nil && s.Endpoint().Equal(ep) {
 			continue
 		}
 		if err := scripting.Check(ep); err != nil {
@@ -196,7 +196,7 @@ func (m *Manager) apply(next *config.Config) (added, removed, changed []string, 
 		added = append(added, ep.Path)
 	}
 	for _, ep := range next.Endpoints {
-		if s := m.services[ep.Path]; s != nil && !reflect.DeepEqual(s.Endpoint(), ep) {
+		if s := m.services[ep.Path]; s != nil && !s.Endpoint().Equal(ep) {
 			if _, err := s.Update(ep); err != nil {
 				m.log.Error("endpoint kept its previous settings", "endpoint", ep.Path, "err", err.Error())
 			}
