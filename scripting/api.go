@@ -14,6 +14,7 @@ import (
 // globals: client methods (on the client values handlers receive), rooms,
 // clients, timer, store, json, log, clock, options and service.
 func (st *state) installAPI() {
+	openCoroutines(st.L)
 	st.openClient()
 	st.openRooms()
 	st.openTimer()

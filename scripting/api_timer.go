@@ -1,6 +1,7 @@
 package scripting
 
 import (
+	"sync"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -10,10 +11,19 @@ import (
 const maxTimers = 10000
 
 // timers are the pending timers of one state. Only the state's goroutine
-// touches the map; a firing timer reaches the state through its inbox.
+// touches the map. A firing timer does not go through the inbox, where a
+// script with thousands of timers could crowd out connects and messages:
+// it adds its id to fired and signals ready, and the state's goroutine runs
+// the callbacks, taking an inbox event between any two of them. fired is
+// bounded by the pending timers (a timer fires once per arming, and a
+// repeating one is armed again only after its callback ran).
 type timers struct {
 	next int64
 	m    map[int64]*luaTimer
+
+	mu    sync.Mutex
+	fired []int64       // ids whose time has come, in order
+	ready chan struct{} // has a value while fired is not empty
 }
 
 // luaTimer is a callback scheduled by timer.after or timer.every.
@@ -23,7 +33,30 @@ type luaTimer struct {
 	t     *time.Timer
 }
 
-func (ts *timers) init() { ts.m = make(map[int64]*luaTimer) }
+func (ts *timers) init() {
+	ts.m = make(map[int64]*luaTimer)
+	ts.ready = make(chan struct{}, 1)
+}
+
+// fire records that timer id is due; it runs on the timer's goroutine.
+func (ts *timers) fire(id int64) {
+	ts.mu.Lock()
+	ts.fired = append(ts.fired, id)
+	ts.mu.Unlock()
+	select {
+	case ts.ready <- struct{}{}:
+	default: // already signalled
+	}
+}
+
+// takeFired returns the ids fired since the last call.
+func (ts *timers) takeFired() []int64 {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ids := ts.fired
+	ts.fired = nil
+	return ids
+}
 
 // stopAll cancels every pending timer.
 func (ts *timers) stopAll() {
@@ -68,18 +101,23 @@ func (st *state) schedule(L *lua.LState, repeat bool) int {
 	if repeat {
 		t.every = d
 	}
-	t.t = time.AfterFunc(d, func() { st.enqueueTimer(id) })
+	t.t = time.AfterFunc(d, func() { st.timers.fire(id) })
 	st.timers.m[id] = t
 	L.Push(lua.LNumber(id))
 	return 1
 }
 
-// enqueueTimer hands a fired timer to the state. It runs on the timer's own
-// goroutine, so waiting for room in the inbox delays nothing else.
-func (st *state) enqueueTimer(id int64) {
-	select {
-	case st.inbox <- event{kind: evTimer, timer: id}:
-	case <-st.gen.ctx.Done(): // the state's version was replaced or stopped
+// runFired runs the callbacks of the timers that fired, handling one
+// waiting inbox event (a connect, a message) after each, so that timers
+// never starve the clients.
+func (st *state) runFired() {
+	for _, id := range st.timers.takeFired() {
+		st.fireTimer(id)
+		select {
+		case ev := <-st.inbox:
+			st.handle(ev)
+		default:
+		}
 	}
 }
 

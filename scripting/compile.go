@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -31,9 +30,9 @@ func (e *ScriptError) Error() string {
 // shared by every Lua state that runs the script; error messages and stack
 // traces name the script by path.
 func Compile(path string) (*lua.FunctionProto, error) {
-	src, err := os.ReadFile(path)
+	src, err := readScript(path)
 	if err != nil {
-		return nil, &ScriptError{Script: path, Msg: errors.Unwrap(err).Error()}
+		return nil, err
 	}
 	return CompileSource(path, src)
 }

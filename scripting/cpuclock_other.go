@@ -15,10 +15,10 @@ var clockOrigin = time.Now()
 
 // lockThreadClock locks the calling goroutine to its OS thread and returns
 // a clock (here, the wall clock).
-func lockThreadClock() threadClock {
+func lockThreadClock() *threadClock {
 	runtime.LockOSThread()
-	return threadClock{}
+	return &threadClock{}
 }
 
 // now returns the time since the process started.
-func (threadClock) now() time.Duration { return time.Since(clockOrigin) }
+func (*threadClock) now() time.Duration { return time.Since(clockOrigin) }

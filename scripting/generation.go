@@ -6,13 +6,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
-	"reflect"
 	"runtime"
 	"runtime/metrics"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/moongate/moongate/gateway/config"
+	"github.com/moongate/moongate/gateway/safefile"
 
 	lua "github.com/yuin/gopher-lua"
 )
@@ -36,15 +37,20 @@ func versionOf(src []byte) string {
 	return hex.EncodeToString(sum[:6])
 }
 
-// readScript reads a script, as a *ScriptError when it cannot.
+// MaxScriptBytes bounds the size of a script file.
+const MaxScriptBytes = 4 << 20
+
+// readScript reads a script, as a *ScriptError when it cannot: it is
+// missing, not a regular file (a FIFO or a device behind a symlink is
+// refused, never read), or larger than MaxScriptBytes.
 func readScript(path string) ([]byte, error) {
-	src, err := os.ReadFile(path)
+	src, err := safefile.Read(path, MaxScriptBytes)
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return nil, &ScriptError{Script: path, Msg: err.Error()}
+		return nil, &ScriptError{Script: path, Msg: strings.TrimPrefix(err.Error(), path+": ")}
 	}
 	return src, nil
 }
@@ -163,19 +169,39 @@ func (s *Service) Reload() (changed bool, err error) {
 func (s *Service) Update(ep config.Endpoint) (changed bool, err error) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
-	begin := time.Now()
 	src, err := readScript(ep.Script)
 	if err != nil {
 		return false, s.reloadFailed(err)
 	}
+	return s.update(ep, src, nil)
+}
+
+// ReloadSource is Reload with the script's content already read, by a
+// watcher that saw the file stable. If that version fails, current is asked
+// whether src is still what the file holds: a failure of content already
+// replaced on disk is returned but neither logged nor recorded, since a
+// newer save is on its way.
+func (s *Service) ReloadSource(src []byte, current func() bool) (changed bool, err error) {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	return s.update(s.Endpoint(), src, current)
+}
+
+// update switches the service to a generation running src with ep, unless
+// neither changed. s.reloadMu is held.
+func (s *Service) update(ep config.Endpoint, src []byte, current func() bool) (changed bool, err error) {
+	begin := time.Now()
 	s.mu.RLock()
 	old := s.gen
 	s.mu.RUnlock()
-	if versionOf(src) == old.version && reflect.DeepEqual(ep, old.ep) {
+	if versionOf(src) == old.version && ep.Equal(old.ep) {
 		return false, nil
 	}
 	gen, err := s.build(ep, src, old.version)
 	if err != nil {
+		if current != nil && !current() {
+			return false, err
+		}
 		return false, s.reloadFailed(err)
 	}
 	s.launch(gen)

@@ -37,7 +37,6 @@ type event struct {
 	data  string
 	op    ws.OpCode
 	how   client.Closed
-	timer int64
 	reply chan error // evConnect: the outcome; evBarrier: closed when reached
 }
 
@@ -60,22 +59,22 @@ type state struct {
 	// number of the call under way (0 when idle), startCPU the thread's CPU
 	// time when it began; the watchdog cancels runCtx when a call runs too
 	// long.
-	clock      threadClock
-	calls      uint64 // calls made so far; the running goroutine's own
-	running    atomic.Uint64
-	clockID    atomic.Pointer[threadClock]
-	startCPU   atomic.Int64
-	runMu      sync.Mutex
-	runCancel  context.CancelFunc
-	stopReason atomic.Int32 // why the watchdog stopped the last handler
-	seenCall   uint64       // the watchdog's own: the call it last saw running
-	heapBase   uint64       // the watchdog's own: the heap when it first saw that call
+	clock        *threadClock // of the goroutine running the state's Lua code
+	calls        uint64       // calls made so far; the running goroutine's own
+	running      atomic.Uint64
+	runningClock atomic.Pointer[threadClock]
+	startCPU     atomic.Int64
+	runMu        sync.Mutex
+	runCancel    context.CancelFunc
+	stopReason   atomic.Int32 // why the watchdog stopped the last handler
+	seenCall     uint64       // the watchdog's own: the call it last saw running
+	heapBase     uint64       // the watchdog's own: the heap when it first saw that call
 }
 
 // newState creates a sandboxed Lua state with the API installed. Its Lua
 // code will run on the goroutine whose thread clock is clock, until run
 // takes the state over; nothing has run in it yet (see load).
-func newState(s *Service, gen *generation, index int, clock threadClock) *state {
+func newState(s *Service, gen *generation, index int, clock *threadClock) *state {
 	st := &state{
 		svc:     s,
 		gen:     gen,
@@ -137,6 +136,8 @@ func (st *state) run() {
 		select {
 		case ev := <-st.inbox:
 			st.handle(ev)
+		case <-st.timers.ready:
+			st.runFired()
 		case <-st.gen.ctx.Done():
 			st.drain()
 			st.timers.stopAll()
@@ -178,8 +179,6 @@ func (st *state) handle(ev event) {
 	case evClose:
 		st.callHandler(ev, 0, st.clientValue(ev.c), lua.LNumber(ev.how.Code), lua.LString(ev.how.Reason))
 		st.forget(ev.c)
-	case evTimer:
-		st.fireTimer(ev.timer)
 	case evBarrier:
 		close(ev.reply)
 	}
@@ -240,7 +239,7 @@ func (st *state) invoke(kind eventKind, c *client.Client, fn *lua.LFunction, nre
 // error, a budget overrun) to a *ScriptError.
 func (st *state) protectedCall(fn *lua.LFunction, nret int, args ...lua.LValue) error {
 	st.calls++
-	st.clockID.Store(&st.clock)
+	st.runningClock.Store(st.clock)
 	st.startCPU.Store(int64(st.clock.now()))
 	st.running.Store(st.calls)
 	err := st.L.CallByParam(lua.P{Fn: fn, NRet: nret, Protect: true}, args...)
@@ -299,7 +298,7 @@ func (st *state) interruptIfOver(budget time.Duration, heap, memLimit uint64) {
 	if call == 0 {
 		return
 	}
-	began, clock := time.Duration(st.startCPU.Load()), st.clockID.Load()
+	began, clock := time.Duration(st.startCPU.Load()), st.runningClock.Load()
 	if call != st.seenCall {
 		st.seenCall, st.heapBase = call, heap
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -46,6 +47,16 @@ func TestChatSurvivesTwentyReloadsUnderLoad(t *testing.T) {
 	files["chat.lua"] = chatVersion(t, 0)
 	writeFiles(t, dir, files)
 	g := startGatewayIn(t, dir, "run", "-config", "config.yaml", "-listen", "127.0.0.1:0", "-log-format", "json")
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, line := range strings.Split(g.logs.String(), "\n") {
+				if !strings.HasPrefix(line, "{") || strings.Contains(line, `"level":"ERROR"`) || strings.Contains(line, `"level":"WARN"`) {
+					t.Log(line)
+				}
+			}
+			t.Logf("slow clients closed: %v", metricValue(t, g, `moongate_slow_client_closes_total{endpoint="/chat"}`))
+		}
+	})
 
 	const rooms, perRoom = 10, 20
 	clients := make([]*chatter, rooms*perRoom)
@@ -62,6 +73,7 @@ func TestChatSurvivesTwentyReloadsUnderLoad(t *testing.T) {
 	// Every client says something every 100 ms until the 20 saves are done.
 	stopSending := make(chan struct{})
 	said := make([]int, len(clients))
+	var sent atomic.Int64 // messages sent by all clients
 	var senders sync.WaitGroup
 	for i, c := range clients {
 		senders.Add(1)
@@ -75,11 +87,18 @@ func TestChatSurvivesTwentyReloadsUnderLoad(t *testing.T) {
 				default:
 				}
 				c.send(map[string]any{"type": "say", "room": fmt.Sprintf("r%d", i%rooms), "text": fmt.Sprintf("%s %d", c.nick, n)})
-				time.Sleep(100 * time.Millisecond)
+				sent.Add(1)
+				time.Sleep(100 * time.Millisecond) // the pace of the load, not a wait
 			}
 		}()
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Messages flow under each version: wait for a good number to be sent
+	// before the first save, after each one, and after the last.
+	flowing := func(what string) {
+		mark := sent.Load()
+		eventually(t, what, func() bool { return sent.Load() >= mark+int64(len(clients)) })
+	}
+	flowing("messages before the first save")
 	good := 0
 	for k := 1; k <= 20; k++ {
 		src := chatVersion(t, k)
@@ -94,9 +113,8 @@ func TestChatSurvivesTwentyReloadsUnderLoad(t *testing.T) {
 		if k%4 != 0 {
 			good = k
 		}
-		time.Sleep(50 * time.Millisecond)
+		flowing(fmt.Sprintf("messages after version %d", k))
 	}
-	time.Sleep(200 * time.Millisecond)
 	close(stopSending)
 	senders.Wait()
 	carried := make([]int, rooms) // messages each room carried

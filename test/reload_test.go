@@ -95,7 +95,7 @@ func TestRenameAndReplaceSaveReloadsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the renamed version", func() bool { return ask(t, c, "r") == "renamed:r" })
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(settled) // nothing more may happen
 	if n := g.logs.count(`"script reloaded"`); n != 1 {
 		t.Errorf("%d reloads, want 1", n)
 	}
@@ -116,10 +116,10 @@ func TestABurstOfWritesAndAMissingFileEndInOneReload(t *testing.T) {
 	f.Close()
 	eventually(t, "the burst's final content", func() bool { return ask(t, c, "z") == "burst:z" })
 	os.Remove(script)
-	time.Sleep(150 * time.Millisecond) // longer than the debounce: the file is missing meanwhile
+	time.Sleep(settled) // longer than the watcher's quiet period: the file is missing when it looks
 	writeFiles(t, filepath.Dir(script), map[string]string{"tag.lua": tagScript("back")})
 	eventually(t, "the recreated file", func() bool { return ask(t, c, "w") == "back:w" })
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(settled) // nothing more may happen
 	if n, failed := g.logs.count(`"script reloaded"`), g.logs.count(`"script reload failed`); n != 2 || failed != 0 {
 		t.Errorf("%d reloads and %d failures, want 2 and 0:\n%s", n, failed, g.logs)
 	}
@@ -129,7 +129,7 @@ func TestSIGHUPAndTheReloadCommand(t *testing.T) {
 	g, script := reloadGateway(t, "-watch=false")
 	c := dial(t, g.url("/tag"))
 	writeFiles(t, filepath.Dir(script), map[string]string{"tag.lua": tagScript("hup")})
-	time.Sleep(150 * time.Millisecond)
+	time.Sleep(settled) // a watcher would have reloaded by now
 	if got := ask(t, c, "1"); got != "one:1" {
 		t.Fatalf("with -watch=false a save reloaded: %q", got)
 	}

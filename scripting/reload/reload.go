@@ -126,14 +126,32 @@ func (m *Manager) Status() (ConfigStatus, map[string]scripting.Status) {
 // error — in the file or in a script it adds or changes — is refused whole
 // and the running one stays. The listen address only changes on restart.
 func (m *Manager) ReloadConfig() error {
+	return m.reloadConfigFile(nil, nil)
+}
+
+// reloadConfigFile is ReloadConfig with the file's content already read
+// (nil: read it now). If that content is refused, current (when not nil)
+// is asked whether the file still holds it: a failure of content already
+// replaced on disk is neither logged nor recorded, since a newer save is
+// on its way.
+func (m *Manager) reloadConfigFile(src []byte, current func() bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	begin := time.Now()
-	next, err := config.Load(m.cfg.File)
+	var next *config.Config
+	var err error
+	if src == nil {
+		next, err = config.Load(m.cfg.File)
+	} else {
+		next, err = config.Parse(m.cfg.File, src)
+	}
 	if err == nil {
 		err = m.checkScripts(next)
 	}
 	if err != nil {
+		if current != nil && !current() {
+			return err
+		}
 		m.cfgState.LastError, m.cfgState.LastErrorAt = err.Error(), time.Now()
 		m.log.Error("config reload failed; the running config stays", "config", m.cfg.File, "err", err.Error())
 		return err

@@ -1,6 +1,7 @@
 package reload
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,16 +10,30 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"github.com/moongate/moongate/gateway/config"
+	"github.com/moongate/moongate/gateway/safefile"
+	"github.com/moongate/moongate/scripting"
 )
 
-// Debounce is how long a file must stay unchanged after an event before it
-// is reloaded.
-const Debounce = 40 * time.Millisecond
+// A saved file is judged only once it is stable, so that a file still
+// being written (an editor that truncates and writes in place, a slow
+// copy) is never compiled half-written, refused as broken, or, worse,
+// served because a prefix of it happens to parse:
+//
+//   - Quiet: no event for any watched file for this long. A writer that
+//     pauses for less than this between two pieces of one save is seen as
+//     one save.
+//   - Settle: the file is then read twice, this far apart; only when both
+//     reads hold the same bytes is it judged.
+const (
+	Quiet  = 250 * time.Millisecond
+	Settle = 100 * time.Millisecond
+)
 
 // Watch reloads what is saved until ctx is done: the config file and the
 // scripts. It watches their folders, so a save by rename-and-replace is
-// seen too; a file missing when the quiet period ends is left alone until
-// it appears.
+// seen too; a file missing when it is looked at is left alone until it
+// appears.
 func (m *Manager) Watch(ctx context.Context) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -29,9 +44,9 @@ func (m *Manager) Watch(ctx context.Context) error {
 	if err := m.watchFolders(w, folders); err != nil {
 		return err
 	}
-	pending := map[string]bool{}
-	quiet := time.NewTimer(time.Hour)
-	quiet.Stop()
+	pending := map[string][]byte{} // saved files -> their content at the last look (nil: not looked at yet)
+	look := time.NewTimer(time.Hour)
+	look.Stop()
 	for {
 		select {
 		case ev, ok := <-w.Events:
@@ -39,16 +54,18 @@ func (m *Manager) Watch(ctx context.Context) error {
 				return nil
 			}
 			if name := filepath.Clean(ev.Name); m.isWatched(name) {
-				pending[name] = true
-				quiet.Reset(Debounce)
+				pending[name] = nil // changed since any look
+				look.Reset(Quiet)
 			}
 		case err, ok := <-w.Errors:
 			if !ok {
 				return nil
 			}
 			m.log.Warn("watching files", "err", err)
-		case <-quiet.C:
-			m.reloadPending(pending)
+		case <-look.C:
+			if m.lookAtPending(pending) {
+				look.Reset(Settle)
+			}
 			if err := m.watchFolders(w, folders); err != nil {
 				m.log.Warn("watching files", "err", err)
 			}
@@ -83,26 +100,78 @@ func (m *Manager) isWatched(name string) bool {
 	return ok || name == cfg
 }
 
-// reloadPending reloads what was written since the last quiet period: the
-// config first (it may add, remove or change endpoints), then the scripts.
-func (m *Manager) reloadPending(pending map[string]bool) {
+// lookAtPending reads each saved file. One that holds what it held at the
+// previous look is stable and is reloaded (the config first: it may add,
+// remove or change endpoints); one that changed, or is looked at for the
+// first time, is looked at again after Settle, which lookAtPending asks
+// for by returning true. A file that is missing or empty is left alone
+// until an event brings it back.
+func (m *Manager) lookAtPending(pending map[string][]byte) (again bool) {
 	cfg, scripts := m.watched()
-	if pending[cfg] && exists(cfg) {
-		delete(pending, cfg)
-		m.ReloadConfig()
-	}
-	for script := range pending {
-		if !exists(script) {
-			continue // mid-save: the next event brings it back
+	stable := map[string][]byte{}
+	for name, last := range pending {
+		now, err := readWatched(name, name == cfg)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			delete(pending, name) // mid-save: the next event brings it back
+		case err != nil:
+			delete(pending, name)
+			stable[name] = nil // unreadable for good: let the reload report it
+		case len(now) == 0:
+			// Truncated and not written yet, the first half of an in-place
+			// save: the write's event brings it back. (An empty file
+			// cannot be a working script or config anyway; SIGHUP or the
+			// admin reload would report it.)
+			delete(pending, name)
+		case last == nil || !bytes.Equal(last, now):
+			pending[name] = now
+			again = true
+		default:
+			delete(pending, name)
+			stable[name] = now
 		}
-		delete(pending, script)
+	}
+	if src, ok := stable[cfg]; ok {
+		m.reloadConfigFile(src, func() bool { return stillHolds(cfg, true, src) })
+		delete(stable, cfg)
+		_, scripts = m.watched() // the config may have changed them
+	}
+	for script, src := range stable {
 		for _, endpoint := range scripts[script] {
-			m.reloadScript(endpoint)
+			m.reloadScriptSource(endpoint, script, src)
 		}
 	}
+	return again
 }
 
-func exists(path string) bool {
-	_, err := os.Stat(path)
-	return !errors.Is(err, os.ErrNotExist)
+// readWatched reads a watched file: the config or a script, each with its
+// own size limit.
+func readWatched(name string, isConfig bool) ([]byte, error) {
+	if isConfig {
+		return safefile.Read(name, config.MaxFileBytes)
+	}
+	return safefile.Read(name, scripting.MaxScriptBytes)
+}
+
+// stillHolds reports whether the file at name still holds src.
+func stillHolds(name string, isConfig bool, src []byte) bool {
+	now, err := readWatched(name, isConfig)
+	return err == nil && bytes.Equal(now, src)
+}
+
+// reloadScriptSource reloads endpoint with src, the stable content of its
+// script (nil: the file cannot be read; the reload reads it and reports
+// why).
+func (m *Manager) reloadScriptSource(endpoint, script string, src []byte) {
+	if src == nil {
+		m.reloadScript(endpoint)
+		return
+	}
+	m.mu.Lock()
+	s := m.services[endpoint]
+	m.mu.Unlock()
+	if s == nil || filepath.Clean(s.Endpoint().Script) != script {
+		return
+	}
+	s.ReloadSource(src, func() bool { return stillHolds(script, false, src) })
 }
