@@ -47,7 +47,7 @@ func (s *Server) newRoutes(cfg *config.Config, services map[string]Service, prev
 	}
 	for _, st := range cfg.Static {
 		prefix := strings.TrimSuffix(st.Prefix, "/") + "/"
-		rt.static = append(rt.static, staticRoute{prefix, http.StripPrefix(prefix, http.FileServer(http.Dir(st.Dir)))})
+		rt.static = append(rt.static, staticRoute{prefix, staticDir{prefix: prefix, dir: st.Dir}})
 	}
 	slices.SortFunc(rt.static, func(a, b staticRoute) int { return len(b.prefix) - len(a.prefix) })
 	return rt, nil
@@ -66,8 +66,12 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, st := range rt.static {
-		if strings.HasPrefix(r.URL.Path, st.prefix) || r.URL.Path+"/" == st.prefix {
+		switch {
+		case strings.HasPrefix(r.URL.Path, st.prefix):
 			st.handler.ServeHTTP(w, r)
+			return
+		case r.URL.Path+"/" == st.prefix:
+			redirectSlash(w, r)
 			return
 		}
 	}
