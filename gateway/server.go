@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsflate"
 	"github.com/moongate/moongate/gateway/auth"
@@ -313,7 +314,7 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// client may keep one only where the endpoint allows.
 		deflate = &wsflate.Extension{Parameters: wsflate.Parameters{ServerNoContextTakeover: true,
 			ClientNoContextTakeover: !e.cfg.CompressionContextTakeover}}
-		upgrader.Negotiate = deflate.Negotiate
+		upgrader.Negotiate = declineInvalid(deflate.Negotiate)
 	}
 	nc, rw, _, err := upgrader.Upgrade(r, w)
 	if deflate != nil {
@@ -344,6 +345,20 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			release()
 		},
 	}, s.poller)
+}
+
+// declineInvalid wraps an extension's negotiation so that an offer with an
+// invalid parameter (client_max_window_bits=abc, say) is declined, as RFC
+// 7692 section 5 requires, instead of failing the handshake: the client is
+// upgraded without that offer (a later valid offer may still be accepted).
+func declineInvalid(negotiate func(httphead.Option) (httphead.Option, error)) func(httphead.Option) (httphead.Option, error) {
+	return func(opt httphead.Option) (httphead.Option, error) {
+		accept, err := negotiate(opt)
+		if err != nil {
+			return httphead.Option{}, nil
+		}
+		return accept, nil
+	}
 }
 
 // flusher returns how to flush c's pending messages in e's service, with a
