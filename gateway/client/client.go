@@ -5,11 +5,10 @@ package client
 
 import (
 	"crypto/rand"
-	"encoding/hex"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -273,22 +272,12 @@ func (c *Client) closeWith(r closeRequest) {
 	})
 }
 
-var (
-	idPrefix  = newIDPrefix()
-	idCounter atomic.Uint64
-)
-
-func newIDPrefix() string {
-	var b [3]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "000000"
-	}
-	return hex.EncodeToString(b[:])
-}
-
-// NewID returns a new client id: a per-process random prefix and a counter.
+// NewID returns a new client id: 128 random bits, base64url-encoded (22
+// characters), so that knowing one id tells nothing about another.
 func NewID() string {
-	return idPrefix + "-" + strconv.FormatUint(idCounter.Add(1), 36)
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand panics if the system cannot supply randomness)
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // Attrs returns a copy of every attribute.
