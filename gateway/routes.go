@@ -54,9 +54,17 @@ func (s *Server) newRoutes(cfg *config.Config, services map[string]Service, prev
 }
 
 // route sends a request to its endpoint, to the gateway's own paths, or to
-// a static folder, in that order.
+// a static folder, in that order, after checking its Host when the server
+// checks Hosts (see hostChecked): a foreign one is answered 421.
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	rt := s.routes.Load()
+	if s.hostChecked(rt.cfg) && !s.hostAllowed(r, rt.cfg) {
+		if e := rt.endpoints[r.URL.Path]; e != nil {
+			e.metrics.Refused("host")
+		}
+		http.Error(w, "this Host is not served here", http.StatusMisdirectedRequest)
+		return
+	}
 	if e := rt.endpoints[r.URL.Path]; e != nil {
 		e.ServeHTTP(w, r)
 		return

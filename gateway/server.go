@@ -37,6 +37,8 @@ type Server struct {
 	ctx     context.Context        // cancelled when shutdown starts
 	cancel  context.CancelFunc
 
+	listenAt atomic.Pointer[listenAddr] // set by Serve
+
 	tls    *tls.Config     // nil: plain TCP
 	poller *netpoll.Poller // where idle connections wait; nil: each keeps a goroutine
 
@@ -93,7 +95,7 @@ func New(cfg *config.Config, services map[string]Service, log *slog.Logger, m *m
 	s.routes.Store(rt)
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	s.mux.Handle("/metrics", m.Handler())
+	s.mux.Handle("/metrics", s.serveMetrics(m.Handler()))
 	s.http = &http.Server{
 		Handler:           http.HandlerFunc(s.route),
 		ReadHeaderTimeout: handshakeTimeout,
@@ -136,26 +138,35 @@ func (s *Server) newEndpoint(ec config.Endpoint, svc Service) (*endpoint, error)
 	}, nil
 }
 
-// HandleAdmin serves h at path (the admin endpoints, profiles) to clients
-// on a loopback address only; others get 403. Call it before Serve.
+// HandleAdmin serves h at path (the admin endpoints, profiles) to local
+// clients only (see adminRefusal); others get 403, or 421 for a Host that
+// does not name this gateway. Call it before Serve.
 func (s *Server) HandleAdmin(path string, h http.Handler) {
 	s.mux.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !fromLoopback(r) {
-			http.Error(w, "the admin endpoints answer only on this machine", http.StatusForbidden)
+		if status, reason := s.adminRefusal(r); status != 0 {
+			http.Error(w, reason, status)
 			return
 		}
 		h.ServeHTTP(w, r)
 	}))
 }
 
-// fromLoopback reports whether r came from a loopback address.
-func fromLoopback(r *http.Request) bool {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+// serveMetrics serves /metrics as the config's metrics.expose says.
+func (s *Server) serveMetrics(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch s.routes.Load().cfg.Metrics.Expose {
+		case config.ExposeOff:
+			http.NotFound(w, r)
+			return
+		case config.ExposePublic:
+		default: // loopback
+			if status, reason := s.local(r); status != 0 {
+				http.Error(w, reason, status)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Handler returns the server's HTTP handler (endpoints, static files,
@@ -165,6 +176,7 @@ func (s *Server) Handler() http.Handler { return s.http.Handler }
 // Serve accepts connections on ln until Shutdown. It returns
 // http.ErrServerClosed after a shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	s.listenAt.Store(parseListen(ln.Addr().String()))
 	rt := s.routes.Load()
 	ws, web := "ws://", "http://"
 	if s.tls != nil {
