@@ -65,12 +65,21 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "this Host is not served here", http.StatusMisdirectedRequest)
 		return
 	}
+	over := overLimit(r)
+	if over { // a connection past the limits gets one answer
+		w.Header().Set("Connection", "close")
+	}
 	if e := rt.endpoints[r.URL.Path]; e != nil {
 		e.ServeHTTP(w, r)
 		return
 	}
 	if h, pattern := s.mux.Handler(r); pattern != "" {
 		h.ServeHTTP(w, r)
+		return
+	}
+	if over {
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "too many connections, try again later", http.StatusServiceUnavailable)
 		return
 	}
 	for _, st := range rt.static {

@@ -42,11 +42,11 @@ type Server struct {
 	tls    *tls.Config     // nil: plain TCP
 	poller *netpoll.Poller // where idle connections wait; nil: each keeps a goroutine
 
+	conns *connTable // every accepted connection, against the limits
+
 	mu       sync.Mutex
 	closing  bool
 	live     map[*client.Client]liveConn
-	perIP    map[string]int // admitted connections by remote address
-	admitted int            // admitted connections in all
 	handlers sync.WaitGroup
 }
 
@@ -71,7 +71,7 @@ type endpoint struct {
 // service that implements it.
 func New(cfg *config.Config, services map[string]Service, log *slog.Logger, m *metrics.Metrics) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{log: log, metrics: m, ctx: ctx, cancel: cancel, live: make(map[*client.Client]liveConn), perIP: make(map[string]int)}
+	s := &Server{log: log, metrics: m, ctx: ctx, cancel: cancel, live: make(map[*client.Client]liveConn), conns: newConnTable()}
 	rt, err := s.newRoutes(cfg, services, nil)
 	if err != nil {
 		cancel()
@@ -85,10 +85,6 @@ func New(cfg *config.Config, services map[string]Service, log *slog.Logger, m *m
 		}
 		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
 	}
-	handshakeTimeout := cfg.Limits.HandshakeTimeout
-	if handshakeTimeout <= 0 {
-		handshakeTimeout = config.DefaultHandshakeTimeout
-	}
 	if s.poller, err = netpoll.New(ctx); err != nil {
 		log.Warn("idle connections will each keep a goroutine", "err", err)
 	}
@@ -96,12 +92,38 @@ func New(cfg *config.Config, services map[string]Service, log *slog.Logger, m *m
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	s.mux.Handle("/metrics", s.serveMetrics(m.Handler()))
-	s.http = &http.Server{
-		Handler:           http.HandlerFunc(s.route),
-		ReadHeaderTimeout: handshakeTimeout,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	s.http = s.newHTTPServer(cfg.Limits)
 	return s, nil
+}
+
+// newHTTPServer returns the HTTP server for the limits: a request's
+// headers must arrive within the handshake timeout, and so must the whole
+// of a plain HTTP request (the gateway takes no uploads; an upgraded
+// connection sets its own deadlines); a keep-alive connection idle for
+// http_idle_timeout is closed; headers are bounded by max_header_bytes.
+// Every connection is counted against the limits (see connTable).
+func (s *Server) newHTTPServer(l config.Limits) *http.Server {
+	def := func(v, d time.Duration) time.Duration {
+		if v <= 0 {
+			return d
+		}
+		return v
+	}
+	handshake := def(l.HandshakeTimeout, config.DefaultHandshakeTimeout)
+	maxHeader := l.MaxHeaderBytes
+	if maxHeader <= 0 {
+		maxHeader = config.DefaultMaxHeaderBytes
+	}
+	return &http.Server{
+		Handler:           http.HandlerFunc(s.route),
+		ReadHeaderTimeout: handshake,
+		ReadTimeout:       handshake,
+		IdleTimeout:       def(l.HTTPIdleTimeout, config.DefaultHTTPIdleTimeout),
+		MaxHeaderBytes:    int(maxHeader),
+		ConnState:         s.connState,
+		ConnContext:       s.connContext,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
 }
 
 // newEndpoint makes the handler of one endpoint.
@@ -179,6 +201,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.listenAt.Store(parseListen(ln.Addr().String()))
 	rt := s.routes.Load()
 	ws, web := "ws://", "http://"
+	ln = limitListener{Listener: ln, s: s}
 	if s.tls != nil {
 		ln = tls.NewListener(ln, s.tls)
 		ws, web = "wss://", "https://"
@@ -228,33 +251,6 @@ func (s *Server) cutAll() {
 	}
 }
 
-// admit counts a new connection against the config's limits (global and
-// per remote address) and returns how to release it, or false when a limit
-// is reached.
-func (s *Server) admit(r *http.Request) (release func(), ok bool) {
-	limits := s.routes.Load().cfg.Limits
-	ip, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		ip = r.RemoteAddr
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if (limits.MaxConnections > 0 && s.admitted >= limits.MaxConnections) ||
-		(limits.MaxPerIP > 0 && s.perIP[ip] >= limits.MaxPerIP) {
-		return nil, false
-	}
-	s.admitted++
-	s.perIP[ip]++
-	return func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.admitted--
-		if s.perIP[ip]--; s.perIP[ip] == 0 {
-			delete(s.perIP, ip)
-		}
-	}, true
-}
-
 // track registers a live connection, unless shutdown has begun or its
 // endpoint has been removed.
 func (s *Server) track(c *client.Client, nc net.Conn, e *endpoint) bool {
@@ -289,17 +285,10 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.refuse(w, "origin", http.StatusForbidden, "origin not allowed", nil)
 		return
 	}
-	release, ok := s.admit(r)
-	if !ok {
+	if overLimit(r) {
 		e.refuse(w, "limit", http.StatusServiceUnavailable, "too many connections, try again later", http.Header{"Retry-After": {"5"}})
 		return
 	}
-	running := false // once the connection runs, its end releases the admission
-	defer func() {
-		if !running {
-			release()
-		}
-	}()
 	var claims map[string]any
 	if e.auth != nil {
 		var err error
@@ -346,7 +335,6 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.metrics.Connections.Inc()
-	running = true
 	c.Run(s.ctx, nc, rw.Reader, client.Handlers{
 		Message: func(m wsproto.Message) { e.service.Message(s.ctx, c, m) },
 		Flush:   e.flusher(c),
@@ -354,7 +342,6 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			e.metrics.Connections.Dec()
 			e.service.Closed(c, how)
 			s.untrack(c)
-			release()
 		},
 	}, s.poller)
 }
