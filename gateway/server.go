@@ -156,6 +156,7 @@ func (s *Server) newEndpoint(ec config.Endpoint, svc Service) (*endpoint, error)
 			MaxMessageBytes: ec.MaxMessageBytes,
 			PingInterval:    ec.PingInterval,
 			IdleTimeout:     ec.IdleTimeout,
+			MessageTimeout:  ec.MessageTimeout,
 		},
 	}, nil
 }
@@ -298,8 +299,7 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	protocol := chooseProtocol(r, e.cfg.Subprotocols)
-	c := client.New(&client.Request{Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header,
-		RemoteAddr: r.RemoteAddr, Host: r.Host, Claims: claims, Protocol: protocol}, e.opts, e.metrics)
+	c := client.New(client.NewRequest(r, claims, protocol), e.opts, e.metrics)
 	if err := e.service.Connect(r.Context(), c); err != nil {
 		e.refuseService(w, c, err)
 		return
