@@ -3,7 +3,6 @@ package gateway
 import (
 	"encoding/base64"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 )
@@ -57,18 +56,23 @@ func headerHasToken(h http.Header, name, token string) bool {
 }
 
 // originAllowed applies an endpoint's origin allow-list. With an empty list
-// only same-origin browsers and clients that send no Origin are let in.
+// only same-origin browsers (see sameOrigin) and clients that send no
+// Origin are let in. Entries are compared by scheme, host and port (the
+// scheme's default port when none is given); "*" allows any origin.
 func originAllowed(r *http.Request, allowed []string) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
+	o := r.Header.Get("Origin")
+	if o == "" {
 		return true
 	}
 	if len(allowed) == 0 {
-		u, err := url.Parse(origin)
-		return err == nil && strings.EqualFold(u.Host, r.Host)
+		return sameOrigin(r, o)
 	}
+	po, ok := parseOrigin(o)
 	for _, a := range allowed {
-		if a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), origin) {
+		if a == "*" {
+			return true
+		}
+		if pa, aok := parseOrigin(a); ok && aok && pa == po {
 			return true
 		}
 	}

@@ -46,16 +46,28 @@ func (s *Server) newRoutes(cfg *config.Config, services map[string]Service, prev
 	}
 	for _, st := range cfg.Static {
 		prefix := strings.TrimSuffix(st.Prefix, "/") + "/"
-		rt.static = append(rt.static, staticRoute{prefix, http.StripPrefix(prefix, http.FileServer(http.Dir(st.Dir)))})
+		rt.static = append(rt.static, staticRoute{prefix, staticDir{prefix: prefix, dir: st.Dir}})
 	}
 	slices.SortFunc(rt.static, func(a, b staticRoute) int { return len(b.prefix) - len(a.prefix) })
 	return rt, nil
 }
 
 // route sends a request to its endpoint, to the gateway's own paths, or to
-// a static folder, in that order.
+// a static folder, in that order, after checking its Host when the server
+// checks Hosts (see hostChecked): a foreign one is answered 421.
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	rt := s.routes.Load()
+	if s.hostChecked(rt.cfg) && !s.hostAllowed(r, rt.cfg) {
+		if e := rt.endpoints[r.URL.Path]; e != nil {
+			e.metrics.Refused("host")
+		}
+		http.Error(w, "this Host is not served here", http.StatusMisdirectedRequest)
+		return
+	}
+	over := overLimit(r)
+	if over { // a connection past the limits gets one answer
+		w.Header().Set("Connection", "close")
+	}
 	if e := rt.endpoints[r.URL.Path]; e != nil {
 		e.ServeHTTP(w, r)
 		return
@@ -64,9 +76,18 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(w, r)
 		return
 	}
+	if over {
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "too many connections, try again later", http.StatusServiceUnavailable)
+		return
+	}
 	for _, st := range rt.static {
-		if strings.HasPrefix(r.URL.Path, st.prefix) || r.URL.Path+"/" == st.prefix {
+		switch {
+		case strings.HasPrefix(r.URL.Path, st.prefix):
 			st.handler.ServeHTTP(w, r)
+			return
+		case r.URL.Path+"/" == st.prefix:
+			redirectSlash(w, r)
 			return
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsflate"
 	"github.com/moongate/moongate/gateway/auth"
@@ -36,14 +37,16 @@ type Server struct {
 	ctx     context.Context        // cancelled when shutdown starts
 	cancel  context.CancelFunc
 
+	listenAt atomic.Pointer[listenAddr] // set by Serve
+
 	tls    *tls.Config     // nil: plain TCP
 	poller *netpoll.Poller // where idle connections wait; nil: each keeps a goroutine
+
+	conns *connTable // every accepted connection, against the limits
 
 	mu       sync.Mutex
 	closing  bool
 	live     map[*client.Client]liveConn
-	perIP    map[string]int // admitted connections by remote address
-	admitted int            // admitted connections in all
 	handlers sync.WaitGroup
 }
 
@@ -68,7 +71,7 @@ type endpoint struct {
 // service that implements it.
 func New(cfg *config.Config, services map[string]Service, log *slog.Logger, m *metrics.Metrics) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{log: log, metrics: m, ctx: ctx, cancel: cancel, live: make(map[*client.Client]liveConn), perIP: make(map[string]int)}
+	s := &Server{log: log, metrics: m, ctx: ctx, cancel: cancel, live: make(map[*client.Client]liveConn), conns: newConnTable()}
 	rt, err := s.newRoutes(cfg, services, nil)
 	if err != nil {
 		cancel()
@@ -82,23 +85,45 @@ func New(cfg *config.Config, services map[string]Service, log *slog.Logger, m *m
 		}
 		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
 	}
-	handshakeTimeout := cfg.Limits.HandshakeTimeout
-	if handshakeTimeout <= 0 {
-		handshakeTimeout = config.DefaultHandshakeTimeout
-	}
 	if s.poller, err = netpoll.New(ctx); err != nil {
 		log.Warn("idle connections will each keep a goroutine", "err", err)
 	}
 	s.routes.Store(rt)
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	s.mux.Handle("/metrics", m.Handler())
-	s.http = &http.Server{
-		Handler:           http.HandlerFunc(s.route),
-		ReadHeaderTimeout: handshakeTimeout,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	s.mux.Handle("/metrics", s.serveMetrics(m.Handler()))
+	s.http = s.newHTTPServer(cfg.Limits)
 	return s, nil
+}
+
+// newHTTPServer returns the HTTP server for the limits: a request's
+// headers must arrive within the handshake timeout, and so must the whole
+// of a plain HTTP request (the gateway takes no uploads; an upgraded
+// connection sets its own deadlines); a keep-alive connection idle for
+// http_idle_timeout is closed; headers are bounded by max_header_bytes.
+// Every connection is counted against the limits (see connTable).
+func (s *Server) newHTTPServer(l config.Limits) *http.Server {
+	def := func(v, d time.Duration) time.Duration {
+		if v <= 0 {
+			return d
+		}
+		return v
+	}
+	handshake := def(l.HandshakeTimeout, config.DefaultHandshakeTimeout)
+	maxHeader := l.MaxHeaderBytes
+	if maxHeader <= 0 {
+		maxHeader = config.DefaultMaxHeaderBytes
+	}
+	return &http.Server{
+		Handler:           http.HandlerFunc(s.route),
+		ReadHeaderTimeout: handshake,
+		ReadTimeout:       handshake,
+		IdleTimeout:       def(l.HTTPIdleTimeout, config.DefaultHTTPIdleTimeout),
+		MaxHeaderBytes:    int(maxHeader),
+		ConnState:         s.connState,
+		ConnContext:       s.connContext,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
 }
 
 // newEndpoint makes the handler of one endpoint.
@@ -131,30 +156,40 @@ func (s *Server) newEndpoint(ec config.Endpoint, svc Service) (*endpoint, error)
 			MaxMessageBytes: ec.MaxMessageBytes,
 			PingInterval:    ec.PingInterval,
 			IdleTimeout:     ec.IdleTimeout,
+			MessageTimeout:  ec.MessageTimeout,
 		},
 	}, nil
 }
 
-// HandleAdmin serves h at path (the admin endpoints, profiles) to clients
-// on a loopback address only; others get 403. Call it before Serve.
+// HandleAdmin serves h at path (the admin endpoints, profiles) to local
+// clients only (see adminRefusal); others get 403, or 421 for a Host that
+// does not name this gateway. Call it before Serve.
 func (s *Server) HandleAdmin(path string, h http.Handler) {
 	s.mux.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !fromLoopback(r) {
-			http.Error(w, "the admin endpoints answer only on this machine", http.StatusForbidden)
+		if status, reason := s.adminRefusal(r); status != 0 {
+			http.Error(w, reason, status)
 			return
 		}
 		h.ServeHTTP(w, r)
 	}))
 }
 
-// fromLoopback reports whether r came from a loopback address.
-func fromLoopback(r *http.Request) bool {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+// serveMetrics serves /metrics as the config's metrics.expose says.
+func (s *Server) serveMetrics(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch s.routes.Load().cfg.Metrics.Expose {
+		case config.ExposeOff:
+			http.NotFound(w, r)
+			return
+		case config.ExposePublic:
+		default: // loopback
+			if status, reason := s.local(r); status != 0 {
+				http.Error(w, reason, status)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Handler returns the server's HTTP handler (endpoints, static files,
@@ -164,8 +199,10 @@ func (s *Server) Handler() http.Handler { return s.http.Handler }
 // Serve accepts connections on ln until Shutdown. It returns
 // http.ErrServerClosed after a shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	s.listenAt.Store(parseListen(ln.Addr().String()))
 	rt := s.routes.Load()
 	ws, web := "ws://", "http://"
+	ln = limitListener{Listener: ln, s: s}
 	if s.tls != nil {
 		ln = tls.NewListener(ln, s.tls)
 		ws, web = "wss://", "https://"
@@ -215,33 +252,6 @@ func (s *Server) cutAll() {
 	}
 }
 
-// admit counts a new connection against the config's limits (global and
-// per remote address) and returns how to release it, or false when a limit
-// is reached.
-func (s *Server) admit(r *http.Request) (release func(), ok bool) {
-	limits := s.routes.Load().cfg.Limits
-	ip, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		ip = r.RemoteAddr
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if (limits.MaxConnections > 0 && s.admitted >= limits.MaxConnections) ||
-		(limits.MaxPerIP > 0 && s.perIP[ip] >= limits.MaxPerIP) {
-		return nil, false
-	}
-	s.admitted++
-	s.perIP[ip]++
-	return func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.admitted--
-		if s.perIP[ip]--; s.perIP[ip] == 0 {
-			delete(s.perIP, ip)
-		}
-	}, true
-}
-
 // track registers a live connection, unless shutdown has begun or its
 // endpoint has been removed.
 func (s *Server) track(c *client.Client, nc net.Conn, e *endpoint) bool {
@@ -276,17 +286,10 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.refuse(w, "origin", http.StatusForbidden, "origin not allowed", nil)
 		return
 	}
-	release, ok := s.admit(r)
-	if !ok {
+	if overLimit(r) {
 		e.refuse(w, "limit", http.StatusServiceUnavailable, "too many connections, try again later", http.Header{"Retry-After": {"5"}})
 		return
 	}
-	running := false // once the connection runs, its end releases the admission
-	defer func() {
-		if !running {
-			release()
-		}
-	}()
 	var claims map[string]any
 	if e.auth != nil {
 		var err error
@@ -296,8 +299,7 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	protocol := chooseProtocol(r, e.cfg.Subprotocols)
-	c := client.New(&client.Request{Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header,
-		RemoteAddr: r.RemoteAddr, Host: r.Host, Claims: claims, Protocol: protocol}, e.opts, e.metrics)
+	c := client.New(client.NewRequest(r, claims, protocol), e.opts, e.metrics)
 	if err := e.service.Connect(r.Context(), c); err != nil {
 		e.refuseService(w, c, err)
 		return
@@ -313,7 +315,7 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// client may keep one only where the endpoint allows.
 		deflate = &wsflate.Extension{Parameters: wsflate.Parameters{ServerNoContextTakeover: true,
 			ClientNoContextTakeover: !e.cfg.CompressionContextTakeover}}
-		upgrader.Negotiate = deflate.Negotiate
+		upgrader.Negotiate = declineInvalid(deflate.Negotiate)
 	}
 	nc, rw, _, err := upgrader.Upgrade(r, w)
 	if deflate != nil {
@@ -333,7 +335,6 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.metrics.Connections.Inc()
-	running = true
 	c.Run(s.ctx, nc, rw.Reader, client.Handlers{
 		Message: func(m wsproto.Message) { e.service.Message(s.ctx, c, m) },
 		Flush:   e.flusher(c),
@@ -341,9 +342,22 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			e.metrics.Connections.Dec()
 			e.service.Closed(c, how)
 			s.untrack(c)
-			release()
 		},
 	}, s.poller)
+}
+
+// declineInvalid wraps an extension's negotiation so that an offer with an
+// invalid parameter (client_max_window_bits=abc, say) is declined, as RFC
+// 7692 section 5 requires, instead of failing the handshake: the client is
+// upgraded without that offer (a later valid offer may still be accepted).
+func declineInvalid(negotiate func(httphead.Option) (httphead.Option, error)) func(httphead.Option) (httphead.Option, error) {
+	return func(opt httphead.Option) (httphead.Option, error) {
+		accept, err := negotiate(opt)
+		if err != nil {
+			return httphead.Option{}, nil
+		}
+		return accept, nil
+	}
 }
 
 // flusher returns how to flush c's pending messages in e's service, with a

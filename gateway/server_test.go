@@ -248,7 +248,7 @@ func TestAdminEndpointsAnswerOnlyLoopback(t *testing.T) {
 	srv.HandleAdmin("/admin/ping", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "pong") }))
 	for remote, want := range map[string]int{"127.0.0.1:4000": 200, "[::1]:4000": 200, "10.1.2.3:4000": 403, "192.168.1.9:1": 403} {
 		r := httptest.NewRequest("GET", "/admin/ping", nil)
-		r.RemoteAddr = remote
+		r.RemoteAddr, r.Host = remote, "127.0.0.1:8080"
 		w := httptest.NewRecorder()
 		srv.Handler().ServeHTTP(w, r)
 		if w.Code != want {

@@ -5,11 +5,12 @@ package client
 
 import (
 	"crypto/rand"
-	"encoding/hex"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
-	"strconv"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,7 @@ type Options struct {
 	MaxMessageBytes int64         // largest message read from the client
 	PingInterval    time.Duration // 0: no pings
 	IdleTimeout     time.Duration // close when nothing arrives for this long
+	MessageTimeout  time.Duration // close (1008) when a message is not complete this long after it started
 	WriteTimeout    time.Duration // longest one write to the socket may block
 	CloseTimeout    time.Duration // how long to wait for the peer's close reply
 }
@@ -52,6 +54,9 @@ func (o Options) withDefaults() Options {
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 60 * time.Second
 	}
+	if o.MessageTimeout <= 0 {
+		o.MessageTimeout = 10 * time.Second
+	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second
 	}
@@ -61,10 +66,16 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Request is what the client's upgrade request said.
+// Request is what the client's upgrade request said. It is kept for the
+// connection's life, so NewRequest keeps only what a script can read, and
+// a bounded amount of it.
 type Request struct {
-	Path       string
-	Query      url.Values
+	Path string
+	// Query holds the first value of each query parameter, at most
+	// KeptBytes of names and values (see NewRequest).
+	Query url.Values
+	// Header holds the first value of each header, at most KeptBytes of
+	// names and values (see NewRequest).
 	Header     http.Header
 	RemoteAddr string
 	Host       string
@@ -73,6 +84,48 @@ type Request struct {
 	Claims map[string]any
 	// Protocol is the subprotocol negotiated with the client, or "".
 	Protocol string
+}
+
+// KeptBytes bounds the header names and values, and separately the query
+// parameter names and values, a Request keeps for the connection's life.
+const KeptBytes = 8 << 10
+
+// NewRequest returns the Request a client keeps of r: the first value of
+// each header and of each query parameter, copied, in name order while
+// they fit in KeptBytes (one that does not fit is left out, and the next
+// ones are tried). claims and protocol are the verified sign-in claims and
+// the negotiated subprotocol.
+func NewRequest(r *http.Request, claims map[string]any, protocol string) *Request {
+	return &Request{
+		Path:       strings.Clone(r.URL.Path),
+		Query:      firstValues(r.URL.Query(), KeptBytes),
+		Header:     firstValues(r.Header, KeptBytes),
+		RemoteAddr: strings.Clone(r.RemoteAddr),
+		Host:       strings.Clone(r.Host),
+		Claims:     claims,
+		Protocol:   protocol,
+	}
+}
+
+// firstValues copies the first value of each name in m, in name order,
+// while names and values fit in budget bytes.
+func firstValues(m map[string][]string, budget int) map[string][]string {
+	names := make([]string, 0, len(m))
+	for k, v := range m {
+		if len(v) > 0 {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	out := make(map[string][]string, len(names))
+	for _, k := range names {
+		v := m[k][0]
+		if n := len(k) + len(v); n <= budget {
+			budget -= n
+			out[strings.Clone(k)] = []string{strings.Clone(v)}
+		}
+	}
+	return out
 }
 
 // Errors returned by Send.
@@ -273,22 +326,12 @@ func (c *Client) closeWith(r closeRequest) {
 	})
 }
 
-var (
-	idPrefix  = newIDPrefix()
-	idCounter atomic.Uint64
-)
-
-func newIDPrefix() string {
-	var b [3]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "000000"
-	}
-	return hex.EncodeToString(b[:])
-}
-
-// NewID returns a new client id: a per-process random prefix and a counter.
+// NewID returns a new client id: 128 random bits, base64url-encoded (22
+// characters), so that knowing one id tells nothing about another.
 func NewID() string {
-	return idPrefix + "-" + strconv.FormatUint(idCounter.Add(1), 36)
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand panics if the system cannot supply randomness)
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // Attrs returns a copy of every attribute.

@@ -45,6 +45,9 @@ type conn struct {
 	h        Handlers
 	stopCtx  func() bool
 	idleFrom time.Time // when the last frame started: the idle timeout counts from it
+	// messageBy is when the message under way must be complete (zero
+	// between messages); only the reading goroutine touches it.
+	messageBy time.Time
 	// deadlineMu orders the read deadlines set once a close is under way:
 	// the idle deadline holds until the writer has sent the close frame,
 	// then the close timeout for the peer's answer.
@@ -79,6 +82,7 @@ func (c *Client) Run(ctx context.Context, nc net.Conn, br *bufio.Reader, h Handl
 	c.r.OnPing = c.queuePong
 	c.r.BeforeFrame = c.beforeFrame
 	c.r.Limit = c.maxMessage.Load
+	c.r.OnMessageStart = c.messageStarted
 	c.idleFrom = time.Now()
 	c.stopCtx = context.AfterFunc(ctx, c.Shutdown)
 	c.scheduleFirstPing()
@@ -109,6 +113,7 @@ func (c *Client) read() {
 			c.finish(err)
 			return
 		}
+		c.messageBy = time.Time{}
 		if c.closing.Load() { // once a close is under way, messages are discarded
 			continue
 		}
@@ -144,10 +149,40 @@ func (c *Client) extendReadDeadline() {
 		return
 	}
 	c.idleFrom = time.Now()
-	c.nc.SetReadDeadline(c.idleFrom.Add(c.opts.IdleTimeout))
+	c.nc.SetReadDeadline(c.readDeadline())
 	if c.closing.Load() { // a close raced with the line above
 		c.closingReadDeadline()
 	}
+}
+
+// readDeadline is when reading gives up: the idle timeout, or sooner the
+// deadline of the message under way.
+func (c *Client) readDeadline() time.Time {
+	d := c.idleFrom.Add(c.opts.IdleTimeout)
+	if !c.messageBy.IsZero() && c.messageBy.Before(d) {
+		d = c.messageBy
+	}
+	return d
+}
+
+// messageStarted gives the message that starts its deadline: a message
+// left unfinished (a fragment without its end, a frame without all its
+// payload) ends the connection with 1008 when it passes, which frees the
+// message's buffer.
+func (c *Client) messageStarted() {
+	c.messageBy = time.Now().Add(c.opts.MessageTimeout)
+	if !c.closing.Load() {
+		c.nc.SetReadDeadline(c.readDeadline())
+		if c.closing.Load() {
+			c.closingReadDeadline()
+		}
+	}
+}
+
+// messageTimedOut reports whether reading stopped with err because the
+// message under way passed its deadline.
+func (c *Client) messageTimedOut(err error) bool {
+	return errors.Is(err, os.ErrDeadlineExceeded) && !c.messageBy.IsZero() && !time.Now().Before(c.messageBy)
 }
 
 // closingReadDeadline sets the read deadline a closing connection needs:
@@ -207,6 +242,11 @@ func (c *Client) endReading(err error) {
 		c.closeWith(closeRequest{code: ce.Code, reason: ce.Reason, drain: true})
 		c.nc.SetReadDeadline(time.Now().Add(c.opts.CloseTimeout))
 		c.r.DrainUntilClose()
+	case c.messageTimedOut(err) && !c.closing.Load():
+		// The peer may be in the middle of a frame: our close frame goes
+		// out, then the connection is closed without waiting for the
+		// rest of what it sends.
+		c.closeWith(closeRequest{code: ws.StatusPolicyViolation, reason: "message not finished in time"})
 	case errors.Is(err, os.ErrDeadlineExceeded) && !c.closing.Load():
 		c.closeWith(closeRequest{code: ws.StatusAbnormalClosure, reason: "idle timeout", silent: true})
 		c.nc.SetDeadline(time.Now()) // a writer stuck on a peer that reads nothing gives up now

@@ -18,6 +18,7 @@ const (
 	DefaultOnFull          = OnFullClose
 	DefaultPingInterval    = 30 * time.Second
 	DefaultIdleTimeout     = 60 * time.Second
+	DefaultMessageTimeout  = 10 * time.Second
 	DefaultBudget          = 250 * time.Millisecond
 	DefaultInbox           = 1024
 	DefaultHandlerMemory   = 256 << 20
@@ -33,19 +34,50 @@ type Config struct {
 	Limits          Limits        // connection limits
 	TLS             *TLS          // serve https and wss; nil: plain http and ws
 	Pprof           bool          // serve /debug/pprof/ to loopback clients
+	// AllowedHosts are host names (without port) requests may name in
+	// their Host header besides loopback names and the listen host; see
+	// docs/config.md for when the Host check applies.
+	AllowedHosts []string
+	Metrics      Metrics // who may read /metrics
 }
+
+// Metrics says who may read /metrics.
+type Metrics struct {
+	Expose Expose
+}
+
+// Expose is who may read /metrics.
+type Expose string
+
+// The metrics.expose choices.
+const (
+	ExposePublic   Expose = "public"   // anyone who can reach the listener
+	ExposeLoopback Expose = "loopback" // clients on this machine, through a loopback or allowed Host
+	ExposeOff      Expose = "off"      // nobody: /metrics answers 404
+)
+
+// DefaultExpose is who may read /metrics when the config does not say.
+const DefaultExpose = ExposeLoopback
 
 // Limits bound the connections the gateway accepts.
 type Limits struct {
 	MaxConnections   int           // WebSocket connections at once, all endpoints; 0: no limit
 	MaxPerIP         int           // WebSocket connections at once from one remote address; 0: no limit
 	HandshakeTimeout time.Duration // how long a client may take to send its upgrade request's headers
+	// HTTPIdleTimeout closes a keep-alive HTTP connection that sends no
+	// new request for this long.
+	HTTPIdleTimeout time.Duration
+	// MaxHeaderBytes bounds the size of a request's line and headers;
+	// a larger request is refused with 431.
+	MaxHeaderBytes int64
 }
 
 // Default limits.
 const (
 	DefaultMaxConnections   = 100_000
 	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultHTTPIdleTimeout  = 15 * time.Second
+	DefaultMaxHeaderBytes   = 32 << 10
 )
 
 // TLS names the certificate and key a TLS listener serves with.
@@ -66,6 +98,7 @@ type Endpoint struct {
 	OnFull          OnFull        // what a full send queue does
 	PingInterval    time.Duration // keepalive ping period; 0 turns pings off
 	IdleTimeout     time.Duration // close a client that sends nothing for this long
+	MessageTimeout  time.Duration // close (1008) a client whose message is not complete this long after it started
 	Origins         []string      // allowed Origin values; empty: same-origin and non-browser clients
 	Subprotocols    []string      // subprotocols the endpoint speaks, for Sec-WebSocket-Protocol negotiation
 	Compression     bool          // accept permessage-deflate (RFC 7692) from clients that offer it
@@ -126,6 +159,7 @@ func defaultEndpoint() Endpoint {
 		OnFull:          DefaultOnFull,
 		PingInterval:    DefaultPingInterval,
 		IdleTimeout:     DefaultIdleTimeout,
+		MessageTimeout:  DefaultMessageTimeout,
 		Budget:          DefaultBudget,
 		Inbox:           DefaultInbox,
 		HandlerMemory:   DefaultHandlerMemory,

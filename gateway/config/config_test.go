@@ -31,6 +31,7 @@ endpoints:
     on_full: drop
     ping_interval: 5s
     idle_timeout: 20s
+    message_timeout: 3s
     origins: ["https://example.com", "*"]
     budget: 50ms
     inbox: 10
@@ -44,9 +45,11 @@ endpoints:
 static:
   - prefix: /
     dir: www
-limits: {max_connections: 500, max_per_ip: 20, handshake_timeout: 2s}
+limits: {max_connections: 500, max_per_ip: 20, handshake_timeout: 2s, http_idle_timeout: 4s, max_header_bytes: 8KiB}
 tls: {cert: echo.lua, key: echo.lua}
 pprof: true
+allowed_hosts: [gw.example]
+metrics: {expose: public}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -56,14 +59,17 @@ pprof: true
 		Endpoints: []Endpoint{{
 			Line: 4, Path: "/echo", Script: filepath.Join(dir, "echo.lua"), States: 3, MaxMessageBytes: 1 << 20,
 			SendQueue: 16, OnFull: OnFullDrop, PingInterval: 5 * time.Second, IdleTimeout: 20 * time.Second,
-			Origins: []string{"https://example.com", "*"}, Budget: 50 * time.Millisecond, Inbox: 10, HandlerMemory: 64 << 20,
+			MessageTimeout: 3 * time.Second, Origins: []string{"https://example.com", "*"}, Budget: 50 * time.Millisecond, Inbox: 10, HandlerMemory: 64 << 20,
 			Compression: true, CompressionContextTakeover: true,
 			Options: map[string]any{"greeting": "hi", "n": 3, "list": []any{1, "two"}},
 		}},
-		Static: []Static{{Line: 23, Prefix: "/", Dir: filepath.Join(dir, "www")}},
-		Limits: Limits{MaxConnections: 500, MaxPerIP: 20, HandshakeTimeout: 2 * time.Second},
-		TLS:    &TLS{Cert: filepath.Join(dir, "echo.lua"), Key: filepath.Join(dir, "echo.lua")},
-		Pprof:  true,
+		Static: []Static{{Line: 24, Prefix: "/", Dir: filepath.Join(dir, "www")}},
+		Limits: Limits{MaxConnections: 500, MaxPerIP: 20, HandshakeTimeout: 2 * time.Second,
+			HTTPIdleTimeout: 4 * time.Second, MaxHeaderBytes: 8 << 10},
+		TLS:          &TLS{Cert: filepath.Join(dir, "echo.lua"), Key: filepath.Join(dir, "echo.lua")},
+		Pprof:        true,
+		AllowedHosts: []string{"gw.example"},
+		Metrics:      Metrics{Expose: ExposePublic},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
@@ -78,7 +84,9 @@ func TestDefaults(t *testing.T) {
 	}
 	ep := cfg.Endpoints[0]
 	if cfg.Listen != DefaultListen || cfg.ShutdownTimeout != DefaultShutdownTimeout || cfg.TLS != nil ||
-		cfg.Limits != (Limits{MaxConnections: DefaultMaxConnections, HandshakeTimeout: DefaultHandshakeTimeout}) || ep.States != AutoStates() ||
+		cfg.Limits != (Limits{MaxConnections: DefaultMaxConnections, HandshakeTimeout: DefaultHandshakeTimeout,
+			HTTPIdleTimeout: DefaultHTTPIdleTimeout, MaxHeaderBytes: DefaultMaxHeaderBytes}) ||
+		cfg.Metrics.Expose != ExposeLoopback || ep.MessageTimeout != DefaultMessageTimeout || ep.States != AutoStates() ||
 		ep.MaxMessageBytes != DefaultMaxMessageBytes || ep.SendQueue != DefaultSendQueue || ep.OnFull != OnFullClose ||
 		ep.PingInterval != DefaultPingInterval || ep.IdleTimeout != DefaultIdleTimeout || ep.Budget != DefaultBudget ||
 		ep.Inbox != DefaultInbox || ep.HandlerMemory != DefaultHandlerMemory || ep.Options == nil || len(ep.Origins) != 0 {

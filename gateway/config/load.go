@@ -113,7 +113,9 @@ func join(path, name string) string {
 // config decodes the document.
 func (d *decoder) config(doc *yaml.Node) *Config {
 	cfg := &Config{File: d.file, Listen: DefaultListen, ShutdownTimeout: DefaultShutdownTimeout,
-		Limits: Limits{MaxConnections: DefaultMaxConnections, HandshakeTimeout: DefaultHandshakeTimeout}}
+		Limits: Limits{MaxConnections: DefaultMaxConnections, HandshakeTimeout: DefaultHandshakeTimeout,
+			HTTPIdleTimeout: DefaultHTTPIdleTimeout, MaxHeaderBytes: DefaultMaxHeaderBytes},
+		Metrics: Metrics{Expose: DefaultExpose}}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		d.fail(nil, "", "the file is empty: a config needs at least one endpoint")
 		return cfg
@@ -132,9 +134,11 @@ func (d *decoder) config(doc *yaml.Node) *Config {
 		"static": func(v *yaml.Node, f string) {
 			d.each(v, f, func(item *yaml.Node, f string) { cfg.Static = append(cfg.Static, d.static(item, f)) })
 		},
-		"limits": func(v *yaml.Node, f string) { d.limits(v, f, &cfg.Limits) },
-		"tls":    func(v *yaml.Node, f string) { cfg.TLS = d.tls(v, f) },
-		"pprof":  func(v *yaml.Node, f string) { cfg.Pprof = d.boolean(v, f) },
+		"limits":        func(v *yaml.Node, f string) { d.limits(v, f, &cfg.Limits) },
+		"tls":           func(v *yaml.Node, f string) { cfg.TLS = d.tls(v, f) },
+		"pprof":         func(v *yaml.Node, f string) { cfg.Pprof = d.boolean(v, f) },
+		"allowed_hosts": func(v *yaml.Node, f string) { cfg.AllowedHosts = d.strings(v, f) },
+		"metrics":       func(v *yaml.Node, f string) { d.metrics(v, f, &cfg.Metrics) },
 	})
 	if len(cfg.Endpoints) == 0 && root.Kind == yaml.MappingNode {
 		n := endpointsNode
@@ -171,6 +175,7 @@ func (d *decoder) endpoint(n *yaml.Node, path string) Endpoint {
 		"on_full":           func(v *yaml.Node, f string) { ep.OnFull = d.onFull(v, f) },
 		"ping_interval":     func(v *yaml.Node, f string) { ep.PingInterval = d.duration(v, f, 0, 1<<62) },
 		"idle_timeout":      func(v *yaml.Node, f string) { ep.IdleTimeout = d.duration(v, f, 1, 1<<62) },
+		"message_timeout":   func(v *yaml.Node, f string) { ep.MessageTimeout = d.duration(v, f, msec, time.Hour) },
 		"origins":           func(v *yaml.Node, f string) { ep.Origins = d.strings(v, f) },
 		"subprotocols":      func(v *yaml.Node, f string) { ep.Subprotocols = d.strings(v, f) },
 		"compression":       func(v *yaml.Node, f string) { ep.Compression = d.boolean(v, f) },
@@ -219,6 +224,24 @@ func (d *decoder) limits(n *yaml.Node, path string, l *Limits) {
 		"max_connections":   func(v *yaml.Node, f string) { l.MaxConnections = int(d.integer(v, f, 0, 100_000_000)) },
 		"max_per_ip":        func(v *yaml.Node, f string) { l.MaxPerIP = int(d.integer(v, f, 0, 100_000_000)) },
 		"handshake_timeout": func(v *yaml.Node, f string) { l.HandshakeTimeout = d.duration(v, f, msec, 10*time.Minute) },
+		"http_idle_timeout": func(v *yaml.Node, f string) { l.HTTPIdleTimeout = d.duration(v, f, msec, time.Hour) },
+		"max_header_bytes":  func(v *yaml.Node, f string) { l.MaxHeaderBytes = d.size(v, f, 1<<10, 1<<20) },
+	})
+}
+
+// metrics decodes the `metrics` mapping into m.
+func (d *decoder) metrics(n *yaml.Node, path string, m *Metrics) {
+	d.fields(n, path, map[string]func(*yaml.Node, string){
+		"expose": func(v *yaml.Node, f string) {
+			s, ok := d.scalar(v, f, `"public", "loopback" or "off"`, "!!str")
+			switch e := Expose(s); {
+			case !ok:
+			case e == ExposePublic, e == ExposeLoopback, e == ExposeOff:
+				m.Expose = e
+			default:
+				d.fail(v, f, `must be "public", "loopback" or "off", got %q`, s)
+			}
+		},
 	})
 }
 

@@ -65,6 +65,10 @@ type Reader struct {
 	// Limit, when set, is asked for the size limit as each message starts,
 	// so the limit can change while a connection is open.
 	Limit func() int64
+	// OnMessageStart, when set, is called when a data frame starts a new
+	// message, before its payload is read (a connection uses it to give
+	// the message a deadline).
+	OnMessageStart func()
 	// Inflate accepts messages compressed with permessage-deflate (RFC
 	// 7692, without context takeover): RSV1 on a message's first frame.
 	Inflate bool
@@ -253,6 +257,9 @@ func (r *Reader) startData(h ws.Header) error {
 	r.deflated = h.Rsv == rsv1
 	if r.Limit != nil {
 		r.max = r.Limit()
+	}
+	if r.OnMessageStart != nil {
+		r.OnMessageStart()
 	}
 	return nil
 }
