@@ -81,14 +81,17 @@ func (c *chatter) send(msg any) {
 
 func (c *chatter) sendRaw(data string) {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// A write waits while the gateway pushes back (its state's inbox is
+	// full); on a loaded machine that can last seconds. Past the timeout
+	// the client library closes the connection.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := c.conn.Write(ctx, websocket.MessageText, []byte(data)); err != nil {
 		c.t.Fatalf("%s: write: %v", c.nick, err)
 	}
 }
 
-// next returns the next event within 10 s.
+// next returns the next event within 30 s.
 func (c *chatter) next() event {
 	c.t.Helper()
 	select {
@@ -97,8 +100,8 @@ func (c *chatter) next() event {
 			c.t.Fatalf("%s: connection closed", c.nick)
 		}
 		return e
-	case <-time.After(10 * time.Second):
-		c.t.Fatalf("%s: nothing received for 10 s", c.nick)
+	case <-time.After(30 * time.Second):
+		c.t.Fatalf("%s: nothing received for 30 s", c.nick)
 	}
 	return nil
 }
