@@ -11,6 +11,7 @@ package hub
 import (
 	"cmp"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/moongate/moongate/gateway/client"
@@ -200,13 +201,20 @@ func (h *Hub) IsMember(room string, c *client.Client) bool {
 	return in
 }
 
-// Rooms returns every room with its member count, sorted by name.
+// PrivatePrefix starts the name of a private room: one that works like any
+// other but is not listed by Rooms (a script's per-user inbox, say).
+const PrivatePrefix = "~"
+
+// Rooms returns every room but the private ones with its member count,
+// sorted by name.
 func (h *Hub) Rooms() []RoomInfo {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	out := make([]RoomInfo, 0, len(h.rooms))
 	for name, r := range h.rooms {
-		out = append(out, RoomInfo{Name: name, Members: len(r.members)})
+		if !strings.HasPrefix(name, PrivatePrefix) {
+			out = append(out, RoomInfo{Name: name, Members: len(r.members)})
+		}
 	}
 	slices.SortFunc(out, func(a, b RoomInfo) int { return cmp.Compare(a.Name, b.Name) })
 	return out
