@@ -1,6 +1,7 @@
 package test
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -238,4 +239,43 @@ func TestChatJoinIsRateLimited(t *testing.T) {
 	c.expectError("rate_limited", "join")
 	c.send(map[string]any{"type": "say", "room": "lobby", "text": "still here"})
 	c.expect("message")
+}
+
+// TestChatRejoinFloodIsBounded: a room's history is 50 messages of 2,000
+// control characters (each 6 bytes as JSON), so one joined answer is about
+// 600 KB. A client that sends 100 joins at once gets 10 answers with
+// history (the default join_limit) and 90 small rate_limited errors.
+func TestChatRejoinFloodIsBounded(t *testing.T) {
+	g := startGateway(t, chatFiles(t, 2, "    max_message_bytes: 65536\n    options: {rate_limit: 1000, rate_window: 60}\n"))
+	filler := login(t, g.url("/chat"), "filler")
+	filler.join("big")
+	text := strings.Repeat("\x01", 2000)
+	for range 50 {
+		filler.send(map[string]any{"type": "say", "room": "big", "text": text})
+		filler.expect("message")
+	}
+	flood := newChatter(t, g.url("/chat"))
+	flood.send(map[string]any{"type": "hello", "nick": "flood"})
+	flood.expect("welcome")
+	for range 100 {
+		flood.sendRaw(`{"type":"join","room":"big"}`)
+	}
+	joined, limited, bytes := 0, 0, 0
+	for range 100 {
+		e := flood.next()
+		switch {
+		case e.str("type") == "joined":
+			joined++
+			raw, _ := json.Marshal(e)
+			bytes += len(raw)
+		case e.str("code") == "rate_limited" && e.str("ref") == "join":
+			limited++
+		default:
+			t.Fatalf("got %v", e)
+		}
+	}
+	if joined != 10 || limited != 90 {
+		t.Errorf("%d joins answered and %d refused, want 10 and 90", joined, limited)
+	}
+	t.Logf("100 joins in a burst: %d answered (%d bytes of history and members), %d refused", joined, bytes, limited)
 }
