@@ -127,10 +127,11 @@ local function conns_key(nick, client)
   return "conns:" .. nick:lower() .. ":" .. client.user
 end
 
--- uncount takes one from a counter and drops it at zero.
+-- uncount takes one from a counter and drops it at zero (or below: a
+-- count an earlier version of this script never made).
 local function uncount(key)
   local n = store.incr(key, -1)
-  if n <= 0 then store.del(key, 0) end
+  if n <= 0 then store.del(key, n) end
   return n
 end
 
@@ -169,6 +170,7 @@ end
 -- NICK_HOLD seconds for a signed-in user's last connection.
 local function release(client, nick)
   local key, owner = nick_key(nick), owner_of(client)
+  store.del(key, client.id) -- a claim made by an earlier version of this script
   if not client.user then
     store.del(key, owner)
     return
