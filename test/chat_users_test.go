@@ -175,7 +175,7 @@ func TestChatSameUserOnTwoConnections(t *testing.T) {
 // options.nick_hold seconds after; a signed-in user cannot pick another
 // nick; a guest holding a name first keeps it, and the user is told.
 func TestChatGuestsCannotTakeASignedInNick(t *testing.T) {
-	g := signInChat(t, false, "    options: {nick_hold: 3}\n")
+	g := signInChat(t, false, "    options: {nick_hold: 5}\n")
 	alice := token(t, "test-secret", "-sub", "u-1", "-name", "Alice", "-ttl", "1h")
 	tab := signedIn(t, g, alice, "Alice")
 
