@@ -69,16 +69,26 @@ func (hs *histories) last(room string, n int) []string {
 
 // Publish queues frame to every member of room except the client except,
 // and when keep > 0 also appends entry (the frame's payload) to the room's
-// history, keeping its last keep entries (at most MaxHistory). Because both
-// happen under the room lock, a client that joins with JoinWithHistory gets
-// each published entry exactly once: in its history or live.
-func (h *Hub) Publish(room string, frame []byte, entry string, except *client.Client, keep int) int {
+// history, keeping its last keep entries (at most MaxHistory). Both happen
+// under the room's lock, so the history holds entries in the order members
+// received them, and a client that joins with JoinWithHistory (which
+// excludes every publish) gets each published entry exactly once: in its
+// history or live.
+func (h *Hub) Publish(name string, frame []byte, entry string, except *client.Client, keep int) int {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	if keep > 0 {
-		h.history.add(room, entry, keep, func(name string) bool { return len(h.rooms[name]) == 0 })
+	r := h.rooms[name]
+	if r != nil {
+		r.mu.Lock()
+		defer r.mu.Unlock()
 	}
-	return h.broadcastLocked(room, frame, except)
+	if keep > 0 {
+		h.history.add(name, entry, keep, func(n string) bool { return h.size(n) == 0 })
+	}
+	if r == nil {
+		return 0
+	}
+	return r.sendLocked(frame, except)
 }
 
 // JoinWithHistory puts c in room like Join and returns, taken at the same

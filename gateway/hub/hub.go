@@ -1,11 +1,17 @@
 // Package hub keeps the clients of one service and the rooms they are in,
 // and fans a message out to a room's members: the frame is encoded once by
 // the caller and the same bytes are queued to every member.
+//
+// Each room has one order: what is broadcast or published to a room is
+// queued to all its members (and appended to its history) under the room's
+// own lock, so every member receives the room's frames in the same
+// sequence, whichever goroutines sent them.
 package hub
 
 import (
 	"cmp"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/moongate/moongate/gateway/client"
@@ -17,9 +23,17 @@ import (
 type Hub struct {
 	mu      sync.RWMutex
 	clients map[string]*member
-	rooms   map[string]map[*member]uint64 // member -> join sequence number
+	rooms   map[string]*room
 	seq     uint64
 	history histories
+}
+
+// room is one room's members and the lock that orders what is sent to it.
+// Membership changes under Hub.mu (write); sending holds Hub.mu (read) and
+// then mu, so that two sends to the same room never interleave.
+type room struct {
+	mu      sync.Mutex
+	members map[*member]uint64 // member -> join sequence number
 }
 
 // member is a client and the rooms it is in.
@@ -36,7 +50,7 @@ type RoomInfo struct {
 
 // New returns an empty hub.
 func New() *Hub {
-	return &Hub{clients: make(map[string]*member), rooms: make(map[string]map[*member]uint64)}
+	return &Hub{clients: make(map[string]*member), rooms: make(map[string]*room)}
 }
 
 // Add registers c so that it can be found by id and join rooms.
@@ -90,22 +104,22 @@ func (h *Hub) Join(room string, c *client.Client) bool {
 	return h.joinLocked(room, c)
 }
 
-func (h *Hub) joinLocked(room string, c *client.Client) bool {
+func (h *Hub) joinLocked(name string, c *client.Client) bool {
 	m := h.clients[c.ID()]
 	if m == nil {
 		return false
 	}
-	if _, in := m.rooms[room]; in {
+	if _, in := m.rooms[name]; in {
 		return false
 	}
-	members := h.rooms[room]
-	if members == nil {
-		members = make(map[*member]uint64)
-		h.rooms[room] = members
+	r := h.rooms[name]
+	if r == nil {
+		r = &room{members: make(map[*member]uint64)}
+		h.rooms[name] = r
 	}
 	h.seq++
-	members[m] = h.seq
-	m.rooms[room] = struct{}{}
+	r.members[m] = h.seq
+	m.rooms[name] = struct{}{}
 	return true
 }
 
@@ -124,13 +138,24 @@ func (h *Hub) Leave(room string, c *client.Client) bool {
 	return true
 }
 
-func (h *Hub) leaveLocked(room string, m *member) {
-	delete(m.rooms, room)
-	members := h.rooms[room]
-	delete(members, m)
-	if len(members) == 0 {
-		delete(h.rooms, room)
+func (h *Hub) leaveLocked(name string, m *member) {
+	delete(m.rooms, name)
+	r := h.rooms[name]
+	if r == nil {
+		return
 	}
+	delete(r.members, m)
+	if len(r.members) == 0 {
+		delete(h.rooms, name)
+	}
+}
+
+// size returns how many members room has; h.mu must be held.
+func (h *Hub) size(name string) int {
+	if r := h.rooms[name]; r != nil {
+		return len(r.members)
+	}
+	return 0
 }
 
 // Members returns the members of room in the order they joined.
@@ -141,8 +166,12 @@ func (h *Hub) Members(room string) []*client.Client {
 		c   *client.Client
 		seq uint64
 	}
-	list := make([]joined, 0, len(h.rooms[room]))
-	for m, seq := range h.rooms[room] {
+	list := make([]joined, 0, h.size(room))
+	var members map[*member]uint64
+	if r := h.rooms[room]; r != nil {
+		members = r.members
+	}
+	for m, seq := range members {
 		list = append(list, joined{m.c, seq})
 	}
 	slices.SortFunc(list, func(a, b joined) int { return cmp.Compare(a.seq, b.seq) })
@@ -157,7 +186,7 @@ func (h *Hub) Members(room string) []*client.Client {
 func (h *Hub) Count(room string) int {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return len(h.rooms[room])
+	return h.size(room)
 }
 
 // IsMember reports whether c is in room.
@@ -172,13 +201,20 @@ func (h *Hub) IsMember(room string, c *client.Client) bool {
 	return in
 }
 
-// Rooms returns every room with its member count, sorted by name.
+// PrivatePrefix starts the name of a private room: one that works like any
+// other but is not listed by Rooms (a script's per-user inbox, say).
+const PrivatePrefix = "~"
+
+// Rooms returns every room but the private ones with its member count,
+// sorted by name.
 func (h *Hub) Rooms() []RoomInfo {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	out := make([]RoomInfo, 0, len(h.rooms))
-	for name, members := range h.rooms {
-		out = append(out, RoomInfo{Name: name, Members: len(members)})
+	for name, r := range h.rooms {
+		if !strings.HasPrefix(name, PrivatePrefix) {
+			out = append(out, RoomInfo{Name: name, Members: len(r.members)})
+		}
 	}
 	slices.SortFunc(out, func(a, b RoomInfo) int { return cmp.Compare(a.Name, b.Name) })
 	return out
@@ -203,15 +239,17 @@ func (h *Hub) RoomsOf(c *client.Client) []string {
 // Broadcast queues frame to every member of room except the client except
 // (which may be nil), and returns to how many it was queued. Each member's
 // own send-queue policy applies; a slow member never delays the others.
+// Frames sent to one room reach all its members in the same order.
 func (h *Hub) Broadcast(room string, frame []byte, except *client.Client) int {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return h.broadcastLocked(room, frame, except)
+	return h.Publish(room, frame, "", except, 0)
 }
 
-func (h *Hub) broadcastLocked(room string, frame []byte, except *client.Client) int {
+// sendLocked queues frame to every member of r but except. r.mu and h.mu
+// (read) must be held. Every member gets the same bytes: nothing is
+// allocated per recipient here.
+func (r *room) sendLocked(frame []byte, except *client.Client) int {
 	n := 0
-	for m := range h.rooms[room] {
+	for m := range r.members {
 		if m.c != except && m.c.Send(frame) == nil {
 			n++
 		}

@@ -38,14 +38,18 @@ func TestMembershipAndOrder(t *testing.T) {
 		t.Error("second join reported true")
 	}
 	h.Join("side", cs[0])
+	h.Join(PrivatePrefix+"inbox", cs[0])
 	if got, want := ids(h.Members("lobby")), ids([]*client.Client{cs[2], cs[0], cs[1]}); !slices.Equal(got, want) {
 		t.Errorf("members %v, want join order %v", got, want)
 	}
 	if got := h.Rooms(); !slices.Equal(got, []RoomInfo{{"lobby", 3}, {"side", 1}}) {
 		t.Errorf("rooms %v", got)
 	}
-	if got := h.RoomsOf(cs[0]); !slices.Equal(got, []string{"lobby", "side"}) {
+	if got := h.RoomsOf(cs[0]); !slices.Equal(got, []string{"lobby", "side", "~inbox"}) {
 		t.Errorf("rooms of client 0: %v", got)
+	}
+	if h.Count("~inbox") != 1 || !h.Leave("~inbox", cs[0]) {
+		t.Error("a private room is a room like any other, only not listed")
 	}
 	if !h.Leave("side", cs[0]) || h.Leave("side", cs[0]) || h.Count("side") != 0 || len(h.Rooms()) != 1 {
 		t.Error("leaving the last member should remove the room, once")

@@ -2,13 +2,22 @@
 --
 -- Everything shared lives in the Go core, so the service behaves the same
 -- with one Lua state or many: nicks are claimed in the store (store.add is
--- atomic across states), rate limits are store counters that expire, rooms
--- and their history are the gateway's, and a client's nick is an attribute.
+-- atomic across states), rate limits and connection counts are store
+-- counters, rooms and their history are the gateway's, and a client's nick
+-- is an attribute.
+--
+-- A nick belongs to its owner: a signed-in user (all connections with the
+-- token's sub) or one guest connection. Every connection of a nick's owner
+-- is in the private room "~<nick>" (its inbox: a pm is a broadcast to it),
+-- and counts of the owner's connections per room decide presence: join with
+-- the first, leave with the last.
 
 local chat = {}
 
 local LIMIT = tonumber(options.rate_limit) or 20     -- say/pm per window
+local JOIN_LIMIT = tonumber(options.join_limit) or 10 -- joins per window
 local WINDOW = tonumber(options.rate_window) or 10   -- seconds
+local NICK_HOLD = math.max(tonumber(options.nick_hold) or 86400, 1) -- seconds a signed-in nick stays its user's
 local HISTORY = tonumber(options.history) or 50      -- messages kept per room
 local MAX_TEXT = tonumber(options.max_text) or 2000  -- characters
 
@@ -42,24 +51,48 @@ local function nick_key(nick)
   return "nick:" .. nick:lower()
 end
 
--- nick_from_token turns a token's name (or sub) into a valid nick.
-local function nick_from_token(claims)
-  local name = tostring(claims.name or claims.sub or "")
-  name = name:gsub("[^A-Za-z0-9_%-]", "_"):sub(1, 24)
-  return name
+-- owner_of names who a client's nick belongs to: the signed-in user, or
+-- the guest connection itself.
+local function owner_of(client)
+  if client.user then return "user:" .. client.user end
+  return "guest:" .. client.id
 end
 
+-- inbox is the private room of a nick's owner ("~" is not allowed in a
+-- room name a client asks for, and the gateway does not list such rooms).
+local function inbox(nick)
+  return "~" .. nick:lower()
+end
+
+-- nick_from_token turns a token's name (or, when the name is not a
+-- non-empty string, its sub) into a nick.
+local function nick_from_token(client)
+  local name = client.claims.name
+  if type(name) ~= "string" or name == "" then name = client.user end
+  return (name:gsub("[^A-Za-z0-9_%-]", "_"):sub(1, 24))
+end
+
+-- member_nicks lists each nick in room once, in the order they joined.
 local function member_nicks(room)
-  local nicks = {}
+  local nicks, seen = {}, {}
   for _, member in ipairs(rooms.members(room)) do
-    nicks[#nicks + 1] = member:get("nick")
+    local nick = member:get("nick")
+    if nick and not seen[nick] then
+      seen[nick] = true
+      nicks[#nicks + 1] = nick
+    end
   end
   return json.array(nicks)
 end
 
--- rate_limited counts a say or pm against the client's window.
+-- limited counts one request of a kind against the owner's window.
+local function limited(kind, limit, client)
+  return store.incr(kind .. ":" .. owner_of(client), 1, WINDOW) > limit
+end
+
+-- rate_limited counts a say or pm against the owner's window.
 local function rate_limited(client)
-  return store.incr("rate:" .. client.id, 1, WINDOW) > LIMIT
+  return limited("rate", LIMIT, client)
 end
 
 local function check_text(client, text, ref)
@@ -82,6 +115,105 @@ local function presence(room, nick, event, except)
   rooms.broadcast(room, json.encode({ type = "presence", room = room, nick = nick, event = event }), except)
 end
 
+-- nick claims ------------------------------------------------------------------
+--
+-- "nick:<nick>" holds the owner. A guest's claim is removed when the guest
+-- closes. A signed-in user's connections with the nick are counted in
+-- "conns:<nick>:<sub>"; when the last one closes the claim is kept for
+-- NICK_HOLD seconds, so nobody else can take the nick meanwhile, and the
+-- user's next connection makes it permanent again.
+
+local function conns_key(nick, client)
+  return "conns:" .. nick:lower() .. ":" .. client.user
+end
+
+-- uncount takes one from a counter and drops it at zero (or below: a
+-- count an earlier version of this script never made).
+local function uncount(key)
+  local n = store.incr(key, -1)
+  if n <= 0 then store.del(key, n) end
+  return n
+end
+
+local function taken(nick, holder)
+  if type(holder) == "string" and holder:sub(1, 5) == "user:" then
+    return "the nick " .. nick .. " belongs to a signed-in user"
+  end
+  return "the nick " .. nick .. " is taken"
+end
+
+-- claim makes nick client's, or returns false and why not.
+local function claim(client, nick)
+  local key, owner = nick_key(nick), owner_of(client)
+  if not client.user then
+    if store.add(key, owner) then return true end
+    return false, taken(nick, store.get(key))
+  end
+  local count = conns_key(nick, client)
+  store.incr(count, 1) -- before the claim: a closing connection of the same user sees it
+  for _ = 1, 3 do
+    if store.add(key, owner) then return true end
+    local holder = store.get(key)
+    if holder == owner then
+      store.set(key, owner) -- no expiry while the user has a connection
+      return true
+    elseif holder ~= nil then
+      uncount(count)
+      return false, taken(nick, holder)
+    end
+  end
+  uncount(count)
+  return false, taken(nick)
+end
+
+-- release gives up client's claim on nick: at once for a guest, after
+-- NICK_HOLD seconds for a signed-in user's last connection.
+local function release(client, nick)
+  local key, owner = nick_key(nick), owner_of(client)
+  store.del(key, client.id) -- a claim made by an earlier version of this script
+  if not client.user then
+    store.del(key, owner)
+    return
+  end
+  local count = conns_key(nick, client)
+  if uncount(count) > 0 or store.get(key) ~= owner then return end
+  store.set(key, owner, NICK_HOLD)
+  if (store.get(count) or 0) > 0 then
+    store.set(key, owner) -- a connection of the same user said hello meanwhile
+  end
+end
+
+-- presence of owners --------------------------------------------------------------
+--
+-- "in:<room>:<owner>" counts the owner's connections in a room and
+-- "users:<room>" the owners in it.
+
+local function in_key(room, client)
+  return "in:" .. room .. ":" .. owner_of(client)
+end
+
+-- entered counts client in room and announces its owner's first connection.
+local function entered(room, client, nick)
+  if store.incr(in_key(room, client), 1) == 1 then
+    store.incr("users:" .. room, 1)
+    presence(room, nick, "join", client)
+  end
+end
+
+-- departed uncounts client from room (which it has left) and announces its
+-- owner's last connection. Should another connection of the owner have
+-- joined meanwhile, whose join may have been announced first, the join is
+-- announced again, so that the last word members hear is the truth.
+local function departed(room, client, nick)
+  local key = in_key(room, client)
+  if uncount(key) > 0 then return end
+  uncount("users:" .. room)
+  presence(room, nick, "leave")
+  if (store.get(key) or 0) > 0 then
+    presence(room, nick, "join")
+  end
+end
+
 local function next_id()
   return tostring(store.incr("chat:seq"))
 end
@@ -90,29 +222,42 @@ end
 
 local requests = {}
 
+-- chosen_nick returns the nick a hello asks for, or nil, an error code and
+-- a message. A signed-in user chats as the token's name.
+local function chosen_nick(client, asked)
+  if client.claims then
+    if not client.user then
+      return nil, "invalid_nick", "the token has no user id (sub)"
+    end
+    local own = nick_from_token(client)
+    if asked ~= nil and asked ~= own then
+      return nil, "invalid_nick", "signed-in users chat as " .. own
+    end
+    asked = own
+  end
+  if asked == nil then
+    return nil, "bad_request", "missing field: nick"
+  end
+  if not valid_nick(asked) then
+    return nil, "invalid_nick", "a nick is 1 to 24 letters, digits, _ or -"
+  end
+  return asked
+end
+
 function requests.hello(client, msg)
   if client:get("nick") then
     return fail(client, "bad_request", "hello was already said on this connection", "hello")
   end
-  local nick = msg.nick
-  if client.claims then
-    local own = nick_from_token(client.claims)
-    if nick == nil then
-      nick = own
-    elseif service.auth == "required" and nick ~= own then
-      return fail(client, "invalid_nick", "signed-in users chat as " .. own, "hello")
-    end
+  local nick, code, why = chosen_nick(client, msg.nick)
+  if not nick then
+    return fail(client, code, why, "hello")
   end
-  if nick == nil then
-    return fail(client, "bad_request", "missing field: nick", "hello")
-  end
-  if not valid_nick(nick) then
-    return fail(client, "invalid_nick", "a nick is 1 to 24 letters, digits, _ or -", "hello")
-  end
-  if not store.add(nick_key(nick), client.id) then
-    return fail(client, "nick_taken", "the nick " .. nick .. " is taken", "hello")
+  local ok, reason = claim(client, nick)
+  if not ok then
+    return fail(client, "nick_taken", reason, "hello")
   end
   client:set("nick", nick)
+  rooms.join(inbox(nick), client)
   send(client, { type = "welcome", id = client.id, nick = nick })
 end
 
@@ -122,6 +267,9 @@ function requests.join(client, msg, nick)
   if not valid_room(room) then
     return fail(client, "invalid_room", "a room is 1 to 32 of a-z, 0-9, _ or -", "join")
   end
+  if limited("joins", JOIN_LIMIT, client) then
+    return fail(client, "rate_limited", "too many joins: at most " .. JOIN_LIMIT .. " every " .. WINDOW .. " s", "join")
+  end
   local joined, history = rooms.join(room, client, HISTORY)
   -- history entries are already JSON: splice them in rather than decode them.
   local reply = json.encode({ type = "joined", room = room, members = member_nicks(room), history = json.array() })
@@ -129,7 +277,7 @@ function requests.join(client, msg, nick)
   reply = reply:sub(1, at + 10) .. table.concat(history, ",") .. reply:sub(at + 11)
   client:send(reply)
   if joined then
-    presence(room, nick, "join", client)
+    entered(room, client, nick)
   end
 end
 
@@ -153,7 +301,7 @@ function requests.leave(client, msg, nick)
     return fail(client, "not_joined", "you are not in " .. room, "leave")
   end
   send(client, { type = "left", room = room })
-  presence(room, nick, "leave")
+  departed(room, client, nick)
 end
 
 function requests.who(client, msg)
@@ -164,20 +312,26 @@ function requests.who(client, msg)
 end
 
 function requests.rooms(client)
-  send(client, { type = "rooms", rooms = json.array(rooms.list()) })
+  local list = rooms.list() -- private rooms (inboxes) are not listed
+  for _, r in ipairs(list) do
+    r.members = tonumber(store.get("users:" .. r.name)) or r.members
+  end
+  send(client, { type = "rooms", rooms = json.array(list) })
 end
 
 function requests.pm(client, msg, nick)
   if type(msg.to) ~= "string" then return fail(client, "bad_request", "missing field: to", "pm") end
-  local id = valid_nick(msg.to) and store.get(nick_key(msg.to))
-  local to = id and clients.get(id)
+  local box = valid_nick(msg.to) and inbox(msg.to)
+  local to = box and rooms.members(box)[1]
   if not to then
     return fail(client, "no_such_user", "nobody is called " .. msg.to, "pm")
   end
   if not check_text(client, msg.text, "pm") then return end
   local pm = json.encode({ type = "pm", from = nick, to = to:get("nick"), text = msg.text, ts = clock.millis(), id = next_id() })
-  to:send(pm)
-  if to ~= client then client:send(pm) end
+  rooms.broadcast(box, pm) -- every connection of the addressee
+  if box ~= inbox(nick) then
+    rooms.broadcast(inbox(nick), pm) -- and of the sender
+  end
 end
 
 -- handlers -----------------------------------------------------------------
@@ -208,12 +362,18 @@ end
 function chat.close(client)
   local nick = client:get("nick")
   if not nick then return end
+  local own = inbox(nick)
   for _, room in ipairs(client:rooms()) do
     rooms.leave(room, client) -- first, so whoever hears of it no longer sees the client there
-    presence(room, nick, "leave")
+    if room ~= own then
+      departed(room, client, nick)
+    end
   end
-  store.del(nick_key(nick), client.id)
-  store.del("rate:" .. client.id)
+  release(client, nick)
+  if not client.user then -- a guest's windows end with it; a user's run on
+    store.del("rate:" .. owner_of(client))
+    store.del("joins:" .. owner_of(client))
+  end
 end
 
 return chat

@@ -25,9 +25,12 @@ function convo(name) {
   return chat.convos.get(name);
 }
 
+// save keeps what a reload needs to resume in sessionStorage. The token is
+// never stored: it lives in memory only, so a signed-in reload asks for it.
 function save() {
   const rooms = [...chat.convos.values()].filter((c) => c.kind === "room").map((c) => c.name);
-  sessionStorage.setItem(HISTORY_KEY, JSON.stringify({ nick: chat.nick, token: chat.token, rooms, current: chat.current }));
+  const signedIn = !!chat.token;
+  sessionStorage.setItem(HISTORY_KEY, JSON.stringify({ nick: signedIn ? "" : chat.nick, signedIn, rooms, current: chat.current }));
 }
 
 function restore() {
@@ -273,6 +276,7 @@ $("login-form").onsubmit = (ev) => {
   ev.preventDefault();
   chat.nick = $("nick").value.trim();
   chat.token = $("token").value.trim();
+  $("token").value = "";
   if (!chat.nick && !chat.token) { $("login-error").textContent = "pick a nick, or sign in with a token"; return; }
   $("login-error").textContent = "";
   connect();
@@ -283,16 +287,29 @@ $("refresh").onclick = () => send({ type: "rooms" });
 $("toggle-side").onclick = () => $("side").classList.toggle("open");
 setInterval(() => { if (chat.welcomed) send({ type: "rooms" }); }, 15000);
 
-// A reload resumes the session: same nick, same rooms.
+// takeUrlToken returns the ?token= of the address and removes it from the
+// address bar and the tab's history, so it is neither shown, bookmarked nor
+// kept: the token stays in memory only.
+function takeUrlToken() {
+  const params = new URLSearchParams(location.search);
+  const token = params.get("token");
+  if (token === null) return "";
+  params.delete("token");
+  const query = params.toString();
+  history.replaceState(history.state, "", location.pathname + (query ? "?" + query : "") + location.hash);
+  return token;
+}
+
+// A reload resumes the session: same nick (a guest's) or sign-in (when the
+// address brings a token), same rooms.
 const saved = restore();
-const urlToken = new URLSearchParams(location.search).get("token");
-if (urlToken) chat.token = urlToken;
-if (saved.nick || urlToken) {
-  chat.nick = saved.nick || "";
-  chat.token = chat.token || saved.token || "";
-  chat.current = saved.current || null;
-  for (const room of saved.rooms || []) convo(room);
+chat.token = takeUrlToken();
+chat.current = saved.current || null;
+for (const room of saved.rooms || []) convo(room);
+if (chat.token || (saved.nick && !saved.signedIn)) {
+  chat.nick = chat.token ? "" : saved.nick;
   connect();
 } else {
+  if (saved.signedIn) $("login-error").textContent = "sign in again: your token is not kept when the page reloads";
   $("nick").focus();
 }
