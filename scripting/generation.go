@@ -110,13 +110,19 @@ func (g *generation) budget() time.Duration {
 }
 
 // watchBudgets interrupts any handler of gen that runs past the budget or
-// grows the heap past the endpoint's handler_memory.
+// grows the heap past the endpoint's handler_memory, until gen's states
+// have stopped (they drain their inboxes under the budget too).
 func (s *Service) watchBudgets(gen *generation) {
 	budget := gen.budget()
 	memLimit := uint64(max(gen.ep.HandlerMemory, 0))
 	t := time.NewTicker(min(max(budget/5, time.Millisecond), 20*time.Millisecond))
 	defer t.Stop()
 	heap := newHeapGauge()
+	stopped := make(chan struct{})
+	go func() { // ends with the states
+		gen.done.Wait()
+		close(stopped)
+	}()
 	for {
 		select {
 		case now := <-t.C:
@@ -124,7 +130,7 @@ func (s *Service) watchBudgets(gen *generation) {
 			for _, st := range gen.states {
 				st.interruptIfOver(now, budget, h, memLimit)
 			}
-		case <-gen.ctx.Done():
+		case <-stopped:
 			return
 		}
 	}
