@@ -4,11 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 )
+
+// stuckScript answers "stick" with a loop no budget stops in time (the
+// endpoints using it get a budget of a minute), and echoes anything else.
+const stuckScript = `
+return { message = function(c, d)
+  if d == "stick" then
+    log.info("stuck")
+    while true do end
+  end
+  c:send(d)
+end }
+`
 
 // slowScript answers each message after 100 ms of work.
 const slowScript = `
@@ -18,6 +32,89 @@ return { message = function(c, d)
   c:send("re:" .. d)
 end }
 `
+
+// stuckGateway serves stuckScript at /stuck with the given shutdown
+// timeout, a tiny inbox and a budget of a minute, and leaves one client
+// stuck in the handler with its state's inbox full behind it (so its
+// close, too, waits for room).
+func stuckGateway(t *testing.T, shutdownTimeout string) *gatewayProc {
+	t.Helper()
+	g := startGateway(t, map[string]string{
+		"stuck.lua": stuckScript,
+		"config.yaml": "shutdown_timeout: " + shutdownTimeout + "\nendpoints:\n" +
+			"  - path: /stuck\n    script: stuck.lua\n    states: 1\n    inbox: 2\n    budget: 60s\n",
+	})
+	c := dial(t, g.url("/stuck"))
+	if got := ask(t, c, "hello"); got != "hello" {
+		t.Fatalf("echo: %q", got)
+	}
+	send(t, c, "stick")
+	g.waitLog(`"stuck"`)
+	for i := range 4 { // two fill the inbox; the reader waits with the third
+		send(t, c, fmt.Sprint("after ", i))
+	}
+	go func() { // read, so the close handshake can be answered
+		for {
+			if _, _, err := c.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	return g
+}
+
+// signalAndWait sends sig and returns how long the process took to exit
+// and its exit code; it fails the test after limit.
+func signalAndWait(t *testing.T, g *gatewayProc, sig os.Signal, limit time.Duration) (time.Duration, int) {
+	t.Helper()
+	begin := time.Now()
+	if err := g.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.done:
+	case <-time.After(limit):
+		t.Fatalf("moongate still running %v after %v:\n%s", limit, sig, g.logs)
+	}
+	return time.Since(begin), g.cmd.ProcessState.ExitCode()
+}
+
+func TestSIGTERMEndsByTheShutdownDeadlineWhateverAHandlerDoes(t *testing.T) {
+	g := stuckGateway(t, "1s")
+	took, code := signalAndWait(t, g, syscall.SIGTERM, 30*time.Second)
+	t.Logf("exit %d, %v after SIGTERM (shutdown_timeout 1s)", code, took)
+	if took > 2*time.Second {
+		t.Errorf("exit %v after SIGTERM, want within shutdown_timeout (1s) + 1s\n%s", took, g.logs)
+	}
+	if code != 1 {
+		t.Errorf("exit code %d, want 1 (the deadline cut the shutdown short)\n%s", code, g.logs)
+	}
+	if _, ok := g.logs.find(`"shutdown cut short`); !ok {
+		t.Errorf("no log line says what the deadline cut:\n%s", g.logs)
+	}
+	if _, ok := g.logs.find(`"shutdown overran`); ok {
+		t.Errorf("the shutdown overran its deadline; only the backstop ended it:\n%s", g.logs)
+	}
+}
+
+func TestASecondSignalExitsAtOnce(t *testing.T) {
+	g := stuckGateway(t, "1m")
+	if err := g.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	g.waitLog(`"shutting down"`)
+	took, code := signalAndWait(t, g, syscall.SIGINT, 30*time.Second)
+	t.Logf("exit %d, %v after the second signal", code, took)
+	if took > time.Second {
+		t.Errorf("exit %v after the second signal, want at once\n%s", took, g.logs)
+	}
+	if code != 1 {
+		t.Errorf("exit code %d after a second signal, want 1", code)
+	}
+	if _, ok := g.logs.find(`"second signal`); !ok {
+		t.Errorf("no log line for the second signal:\n%s", g.logs)
+	}
+}
 
 // sendTen sends m1..m10 at once, then waits for the reply to m1.
 func sendTen(t *testing.T, c *websocket.Conn) {
