@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"syscall"
 	"testing"
@@ -183,4 +184,38 @@ func TestRemovingAnEndpointAnswersTheMessagesAlreadyRead(t *testing.T) {
 	writeFiles(t, dir, map[string]string{"config.yaml": "endpoints:\n" + other})
 	expectRepliesThen1001(t, c)
 	g.waitLog(`"config reloaded"`, `"removed":["/slow"]`)
+}
+
+func TestSIGTERMEndsByTheShutdownDeadlineDuringAStuckReload(t *testing.T) {
+	dir := t.TempDir()
+	config := func(budget string) string {
+		return "shutdown_timeout: 1s\nendpoints:\n  - path: /stuck\n    script: stuck.lua\n    states: 1\n    budget: " + budget + "\n"
+	}
+	writeFiles(t, dir, map[string]string{"stuck.lua": stuckScript, "config.yaml": config("60s")})
+	g := startGatewayIn(t, dir, "run", "-config", "config.yaml", "-listen", "127.0.0.1:0", "-log-format", "json")
+	c := dial(t, g.url("/stuck"))
+	send(t, c, "stick")
+	g.waitLog(`"stuck"`)
+	// The new budget makes a new generation; the reload then waits for the
+	// stuck state, holding the config (the status endpoint stops answering).
+	writeFiles(t, dir, map[string]string{"config.yaml": config("59s")})
+	probe := &http.Client{Timeout: 300 * time.Millisecond}
+	eventually(t, "the reload to be stuck", func() bool {
+		resp, err := probe.Get("http://" + g.addr + "/admin/status")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err != nil
+	})
+	took, code := signalAndWait(t, g, syscall.SIGTERM, 30*time.Second)
+	t.Logf("exit %d, %v after SIGTERM (shutdown_timeout 1s)", code, took)
+	if took > 2*time.Second {
+		t.Errorf("exit %v after SIGTERM, want within shutdown_timeout (1s) + 1s\n%s", took, g.logs)
+	}
+	if code != 1 {
+		t.Errorf("exit code %d, want 1 (the deadline cut the shutdown short)\n%s", code, g.logs)
+	}
+	if _, ok := g.logs.find(`"shutdown overran`); ok {
+		t.Errorf("the shutdown overran its deadline; only the backstop ended it:\n%s", g.logs)
+	}
 }

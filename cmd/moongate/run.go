@@ -200,7 +200,8 @@ func shutdown(srv *gateway.Server, reloads *reload.Manager, served <-chan error,
 	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, fmt.Errorf("serve: %w", serr))
 	}
-	err = errors.Join(err, reloads.Close(ctx), closeServices(ctx, reloads.Services()))
+	services, serr := runningServices(ctx, reloads)
+	err = errors.Join(err, serr, reloads.Close(ctx), closeServices(ctx, services))
 	if err != nil {
 		log.Error("shutdown cut short", "timeout", timeout, "err", err.Error())
 		return errShutdownCut
@@ -247,6 +248,20 @@ func startServices(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (ma
 		services[ep.Path] = s
 	}
 	return services, nil
+}
+
+// runningServices returns the services running, or an error when ctx ends
+// first: a config reload waiting for a stuck script holds them (the
+// goroutine asking ends when that reload does).
+func runningServices(ctx context.Context, reloads *reload.Manager) (map[string]*scripting.Service, error) {
+	got := make(chan map[string]*scripting.Service, 1)
+	go func() { got <- reloads.Services() }()
+	select {
+	case services := <-got:
+		return services, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("services not closed: a config reload still holds them: %w", ctx.Err())
+	}
 }
 
 // closeWithin closes services after a failed start, waiting for them at
