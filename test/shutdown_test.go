@@ -25,11 +25,12 @@ return { message = function(c, d)
 end }
 `
 
-// slowScript answers each message after 100 ms of work.
+// slowScript answers each message after 100 ms of work, and logs that it did.
 const slowScript = `
 return { message = function(c, d)
   local began = clock.mono()
   while clock.mono() - began < 0.1 do end
+  log.info("handled", { m = d })
   c:send("re:" .. d)
 end }
 `
@@ -218,4 +219,42 @@ func TestSIGTERMEndsByTheShutdownDeadlineDuringAStuckReload(t *testing.T) {
 	if _, ok := g.logs.find(`"shutdown overran`); ok {
 		t.Errorf("the shutdown overran its deadline; only the backstop ended it:\n%s", g.logs)
 	}
+}
+
+// TestShutdownUnderBackpressureLosesNoReply: with an inbox of 2 the
+// gateway stops reading m5 and later (TCP pushes back) and shuts down with
+// a message waiting for room; every message a handler ran for is answered,
+// in order, before 1001.
+func TestShutdownUnderBackpressureLosesNoReply(t *testing.T) {
+	g := startGateway(t, map[string]string{
+		"slow.lua":    slowScript,
+		"config.yaml": "endpoints:\n  - path: /slow\n    script: slow.lua\n    states: 1\n    inbox: 2\n    budget: 1s\n",
+	})
+	c := dial(t, g.url("/slow"))
+	sendTen(t, c)
+	code := make(chan int, 1)
+	go func() { code <- g.stop() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	got := 1
+	for ; ; got++ {
+		_, data, err := c.Read(ctx)
+		if err != nil {
+			if status := websocket.CloseStatus(err); status != websocket.StatusGoingAway {
+				t.Fatalf("after %d replies: %v, want close 1001", got, err)
+			}
+			break
+		}
+		if want := fmt.Sprint("re:m", got+1); string(data) != want {
+			t.Fatalf("got %q, want %q", data, want)
+		}
+	}
+	<-code
+	if handled := g.logs.count(`"handled"`); handled != got {
+		t.Errorf("handlers ran for %d messages, the client got %d replies\n%s", handled, got, g.logs)
+	}
+	if got < 5 {
+		t.Errorf("%d replies: the message waiting for room when the shutdown came (m5) was not answered", got)
+	}
+	t.Logf("%d replies, then 1001", got)
 }
