@@ -80,9 +80,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 // paths to its service) without dropping a connection that stays served.
 // New endpoints serve at once. The clients of a removed endpoint are closed
 // with 1001 once the messages they have sent are answered (as in Shutdown,
-// within cfg's shutdown_timeout). A changed endpoint's limits apply to new connections, and its
-// max_message_bytes and on_full to connected clients too. The listen
-// address cannot change this way. On error nothing changes.
+// within cfg's shutdown_timeout). A changed endpoint's limits apply to new
+// connections, and its max_message_bytes and on_full to connected clients
+// too. The listen address cannot change this way. On error nothing changes.
 func (s *Server) Apply(cfg *config.Config, services map[string]Service) error {
 	old := s.routes.Load()
 	rt, err := s.newRoutes(cfg, services, old)

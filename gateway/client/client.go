@@ -285,16 +285,13 @@ func (c *Client) HoldMessages(ctx context.Context) bool {
 	}
 }
 
-// handOn hands m to Handlers.Message unless messages are held; it reports
-// whether it did.
-func (c *Client) handOn(m wsproto.Message) bool {
+// handOn hands m to Handlers.Message unless messages are held.
+func (c *Client) handOn(m wsproto.Message) {
 	c.handMu.Lock()
 	defer c.handMu.Unlock()
-	if c.held {
-		return false
+	if !c.held {
+		c.h.Message(m)
 	}
-	c.h.Message(m)
-	return true
 }
 
 // Closing reports whether a close has been requested.
