@@ -1,12 +1,14 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
-	"github.com/gobwas/ws"
+	"github.com/moongate/moongate/gateway/client"
 	"github.com/moongate/moongate/gateway/config"
 )
 
@@ -97,9 +99,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 // Apply switches the server to cfg (services maps each of its endpoint
 // paths to its service) without dropping a connection that stays served.
 // New endpoints serve at once. The clients of a removed endpoint are closed
-// with 1001. A changed endpoint's limits apply to new connections, and its
-// max_message_bytes and on_full to connected clients too. The listen
-// address cannot change this way. On error nothing changes.
+// with 1001 once the messages they have sent are answered (as in Shutdown,
+// within cfg's shutdown_timeout). A changed endpoint's limits apply to new
+// connections, and its max_message_bytes and on_full to connected clients
+// too. The listen address cannot change this way. On error nothing changes.
 func (s *Server) Apply(cfg *config.Config, services map[string]Service) error {
 	old := s.routes.Load()
 	rt, err := s.newRoutes(cfg, services, old)
@@ -117,7 +120,7 @@ func (s *Server) Apply(cfg *config.Config, services map[string]Service) error {
 	for c, lc := range s.live {
 		switch next := rt.endpoints[lc.e.cfg.Path]; {
 		case next == nil:
-			c.Close(ws.StatusGoingAway, "endpoint removed")
+			go s.retireClient(cfg.ShutdownTimeout, lc.e, c)
 		case next != lc.e:
 			c.SetLimits(next.opts.MaxMessageBytes, next.opts.OnFull)
 		}
@@ -127,3 +130,11 @@ func (s *Server) Apply(cfg *config.Config, services map[string]Service) error {
 
 // Config returns the config the server runs.
 func (s *Server) Config() *config.Config { return s.routes.Load().cfg }
+
+// retireClient closes c, a client of the removed endpoint e, with 1001
+// once its messages are answered or timeout has passed.
+func (s *Server) retireClient(timeout time.Duration, e *endpoint, c *client.Client) {
+	ctx, cancel := context.WithTimeout(s.ctx, timeout)
+	defer cancel()
+	e.goAway(ctx, c, "endpoint removed")
+}

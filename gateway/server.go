@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"sync"
@@ -218,15 +219,40 @@ func (s *Server) Serve(ln net.Listener) error {
 	return s.http.Serve(ln)
 }
 
-// Shutdown stops accepting, closes every client with 1001 after its queue
-// drains, and waits for their connections to end and the services to be
-// told. When ctx expires first, the remaining connections are cut.
+// cutGrace is how long Shutdown waits, once the deadline has cut the
+// connections left, for them to end before it returns anyway.
+const cutGrace = 100 * time.Millisecond
+
+// Shutdown stops accepting and closes every client with 1001 without
+// losing a reply: each client's messages stop being read, the service
+// handles those already read and queues its replies, the replies are
+// written, then the close frame (see endpoint.goAway). It waits for the
+// connections to end and the services to be told. When ctx expires first,
+// the connections left are cut and Shutdown returns at most cutGrace
+// later, with an error saying how many were cut; whatever they still do
+// (a close handler waiting for a stuck script, say) is abandoned.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.closing = true
+	s.closing = true // track admits no new connection from now on
+	live := maps.Clone(s.live)
 	s.mu.Unlock()
-	s.cancel() // every client: Shutdown (1001, drain)
-	err := s.http.Shutdown(ctx)
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.http.Shutdown(ctx) }()
+	for c, lc := range live {
+		go lc.e.goAway(ctx, c, "server shutting down")
+	}
+	err := s.waitConnections(ctx)
+	s.cancel() // the poller stops; a message still waiting for room gives up
+	if herr := <-stopped; herr != nil {
+		err = errors.Join(err, fmt.Errorf("shutdown: http: %w", herr))
+	}
+	return err
+}
+
+// waitConnections waits until every live connection has ended; when ctx
+// expires first it cuts them and waits at most cutGrace more. The
+// goroutine waiting ends with the last connection.
+func (s *Server) waitConnections(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		s.handlers.Wait()
@@ -234,22 +260,28 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		return nil
 	case <-ctx.Done():
-		s.cutAll()
-		<-done
-		err = errors.Join(err, fmt.Errorf("shutdown: connections cut after deadline: %w", ctx.Err()))
 	}
-	return err
+	n := s.cutAll()
+	s.cancel()
+	select {
+	case <-done:
+	case <-time.After(cutGrace):
+	}
+	return fmt.Errorf("shutdown: %d connections cut at the deadline: %w", n, ctx.Err())
 }
 
-// cutAll ends every live connection at once, without a close handshake.
-func (s *Server) cutAll() {
+// cutAll ends every live connection at once, without a close handshake,
+// and returns how many there were.
+func (s *Server) cutAll() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c, lc := range s.live {
 		c.Cut()
 		lc.nc.SetDeadline(time.Now())
 	}
+	return len(s.live)
 }
 
 // track registers a live connection, unless shutdown has begun or its
@@ -358,6 +390,21 @@ func declineInvalid(negotiate func(httphead.Option) (httphead.Option, error)) fu
 		}
 		return accept, nil
 	}
+}
+
+// goAway closes c with 1001 and reason without losing a reply to a
+// message it has sent: it stops handing c's messages to the service (those
+// read from now on are discarded), waits until the service has handled
+// the ones it has and queued its replies, then c writes what is queued and
+// the close frame. ctx bounds the waiting; when it ends first, c is closed
+// with what is queued by then.
+func (e *endpoint) goAway(ctx context.Context, c *client.Client, reason string) {
+	if c.HoldMessages(ctx) {
+		if f, ok := e.service.(Flusher); ok {
+			f.Flush(ctx, c)
+		}
+	}
+	c.GoAway(reason)
 }
 
 // flusher returns how to flush c's pending messages in e's service, with a

@@ -72,6 +72,7 @@ func (s *Service) build(ep config.Endpoint, src []byte, previous string) (*gener
 	for i := range max(ep.States, 1) {
 		gen.states = append(gen.states, newState(s, gen, i, clock))
 	}
+	gen.done.Add(len(gen.states)) // done by their goroutines, or by close
 	s.startWatchdog(gen)
 	for _, st := range gen.states {
 		if err := st.load(proto); err != nil {
@@ -93,6 +94,7 @@ func (g *generation) close() {
 	for _, st := range g.states {
 		st.timers.stopAll()
 		st.L.Close()
+		g.done.Done()
 	}
 }
 
@@ -100,7 +102,6 @@ func (g *generation) close() {
 // before they take events.
 func (s *Service) launch(gen *generation) {
 	for _, st := range gen.states {
-		gen.done.Add(1)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -130,13 +131,21 @@ func (s *Service) startWatchdog(gen *generation) {
 
 // watchBudgets interrupts any call of gen (a handler, the top level) that
 // uses more CPU time than the budget or grows the heap past the endpoint's
-// handler_memory, until gen is retired.
+// handler_memory, until gen's states have stopped (they drain their
+// inboxes under the budget too). gen.done counts the states from the
+// moment they are made, so that this holds from the first line of the
+// script that runs.
 func (s *Service) watchBudgets(gen *generation) {
 	budget := gen.budget()
 	memLimit := uint64(max(gen.ep.HandlerMemory, 0))
 	t := time.NewTicker(min(max(budget/5, time.Millisecond), 20*time.Millisecond))
 	defer t.Stop()
 	heap := newHeapGauge()
+	stopped := make(chan struct{})
+	go func() { // ends with the states
+		gen.done.Wait()
+		close(stopped)
+	}()
 	for {
 		select {
 		case <-t.C:
@@ -144,7 +153,7 @@ func (s *Service) watchBudgets(gen *generation) {
 			for _, st := range gen.states {
 				st.interruptIfOver(budget, h, memLimit)
 			}
-		case <-gen.ctx.Done():
+		case <-stopped:
 			return
 		}
 	}

@@ -93,11 +93,29 @@ func New(ep config.Endpoint, log *slog.Logger, m *metrics.Endpoint) (*Service, e
 // Hub returns the service's clients and rooms.
 func (s *Service) Hub() *hub.Hub { return s.hub }
 
-// Close stops the service: each state handles what is already in its inbox,
-// then its timers are cancelled and it is closed. Close waits for that.
-func (s *Service) Close() {
+// Close is Shutdown without a deadline: it waits for as long as the
+// service takes to stop.
+func (s *Service) Close() { s.Shutdown(context.Background()) }
+
+// Shutdown stops the service: each state handles what is already in its
+// inbox (each handler still under the budget), then its timers are
+// cancelled and it is closed. Shutdown waits for that until ctx ends; then
+// it returns an error and abandons what is left: a state still busy (a
+// handler in a call no budget interrupts, say) goes on, on its own
+// goroutine, and closes when it is done.
+func (s *Service) Shutdown(ctx context.Context) error {
 	s.once.Do(s.cancel)
-	s.wg.Wait()
+	stopped := make(chan struct{})
+	go func() { // ends when the service's goroutines do
+		s.wg.Wait()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("states still busy at the deadline: %w", ctx.Err())
+	}
 }
 
 // enqueue puts ev in the inbox of the current state for p, waiting for
@@ -210,8 +228,10 @@ func Check(ep config.Endpoint) error {
 	defer runtime.UnlockOSThread()
 	st := newState(s, gen, 0, clock)
 	gen.states = []*state{st}
-	defer st.L.Close()
+	gen.done.Add(1)
 	s.startWatchdog(gen)
+	defer gen.done.Done() // stops the watchdog
+	defer st.L.Close()
 	return st.load(proto)
 }
 

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/moongate/moongate/gateway"
 	"github.com/moongate/moongate/gateway/config"
@@ -50,8 +51,21 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	return f, nil
 }
 
-// runCommand serves the config until ctx is cancelled (SIGINT, SIGTERM),
-// then shuts down gracefully.
+// exit ends the process; a variable so that nothing else calls os.Exit.
+var exit = os.Exit
+
+// backstopGrace is how long past shutdown_timeout the process may take to
+// stop before it exits anyway (with status 1). Shutdown is bounded by the
+// deadline on its own; this only guards against what it did not foresee.
+const backstopGrace = 750 * time.Millisecond
+
+// errShutdownCut says that the shutdown deadline cut something short.
+var errShutdownCut = errors.New("shutdown cut short")
+
+// runCommand serves the config until ctx is cancelled or the first SIGINT
+// or SIGTERM, then shuts down gracefully within shutdown_timeout; a second
+// signal exits at once. It returns 0 after a clean shutdown, 1 when the
+// deadline cut something (or a second signal came), 2 for bad flags.
 func runCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	f, err := parseRunFlags(args, stderr)
 	if err != nil {
@@ -70,11 +84,45 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	if f.listen != "" {
 		cfg.Listen = f.listen
 	}
+	ctx, stop := watchSignals(ctx, log)
+	defer stop()
 	if err := serve(ctx, cfg, log, f.watch); err != nil {
-		fmt.Fprintln(stderr, err)
+		if !errors.Is(err, errShutdownCut) {
+			fmt.Fprintln(stderr, err)
+		}
 		return 1
 	}
 	return 0
+}
+
+// watchSignals returns a context cancelled at the first SIGINT or SIGTERM;
+// a second one exits the process at once, with status 1. stop ends the
+// watching (and its goroutine).
+func watchSignals(parent context.Context, log *slog.Logger) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(parent)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigs:
+			log.Info("signal received", "signal", sig.String())
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case sig := <-sigs:
+			log.Error("second signal: exiting now, without finishing the shutdown", "signal", sig.String())
+			exit(1)
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel()
+	}
 }
 
 // serve starts the services and the server for cfg and runs them until ctx
@@ -97,13 +145,15 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, watch bool
 	}
 	srv, err := gateway.New(cfg, gw, log, m)
 	if err != nil {
-		closeServices(services)
+		closeWithin(services, cfg.ShutdownTimeout)
 		return err
 	}
 	reloads := reload.New(cfg, services, srv, log, m)
+	shutDown := false // once serving stops, shutdown closes the services
 	defer func() {
-		reloads.Close()
-		closeServices(reloads.Services())
+		if !shutDown { // serving failed or never started
+			closeWithin(reloads.Services(), cfg.ShutdownTimeout)
+		}
 	}()
 	srv.HandleAdmin("/admin/status", reloads.StatusHandler())
 	srv.HandleAdmin("/admin/reload", reloads.ReloadHandler())
@@ -128,13 +178,34 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, watch bool
 	case <-ctx.Done():
 	}
 	stopBackground()
-	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	shutDown = true
+	return shutdown(srv, reloads, served, cfg.ShutdownTimeout, log)
+}
+
+// shutdown stops the server, then the services, all within timeout (see
+// gateway.Server.Shutdown and scripting.Service.Shutdown): what is still
+// running at the deadline is abandoned, logged, and makes it return
+// errShutdownCut. Should it overrun the deadline regardless, the process
+// exits backstopGrace later.
+func shutdown(srv *gateway.Server, reloads *reload.Manager, served <-chan error, timeout time.Duration, log *slog.Logger) error {
+	log.Info("shutting down", "timeout", timeout)
+	backstop := time.AfterFunc(timeout+backstopGrace, func() {
+		log.Error("shutdown overran its deadline: exiting now", "timeout", timeout)
+		exit(1)
+	})
+	defer backstop.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Warn("shutdown incomplete", "err", err)
+	err := srv.Shutdown(ctx)
+	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, fmt.Errorf("serve: %w", serr))
 	}
-	<-served
+	services, serr := runningServices(ctx, reloads)
+	err = errors.Join(err, serr, reloads.Close(ctx), closeServices(ctx, services))
+	if err != nil {
+		log.Error("shutdown cut short", "timeout", timeout, "err", err.Error())
+		return errShutdownCut
+	}
 	log.Info("stopped")
 	return nil
 }
@@ -171,7 +242,7 @@ func startServices(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (ma
 	for _, ep := range cfg.Endpoints {
 		s, err := scripting.New(ep, log, m.Endpoint(ep.Path))
 		if err != nil {
-			closeServices(services)
+			closeWithin(services, cfg.ShutdownTimeout)
 			return nil, fmt.Errorf("endpoint %s: %w", ep.Path, err)
 		}
 		services[ep.Path] = s
@@ -179,10 +250,46 @@ func startServices(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (ma
 	return services, nil
 }
 
-func closeServices(services map[string]*scripting.Service) {
-	for _, s := range services {
-		s.Close()
+// runningServices returns the services running, or an error when ctx ends
+// first: a config reload waiting for a stuck script holds them (the
+// goroutine asking ends when that reload does).
+func runningServices(ctx context.Context, reloads *reload.Manager) (map[string]*scripting.Service, error) {
+	got := make(chan map[string]*scripting.Service, 1)
+	go func() { got <- reloads.Services() }()
+	select {
+	case services := <-got:
+		return services, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("services not closed: a config reload still holds them: %w", ctx.Err())
 	}
+}
+
+// closeWithin closes services after a failed start, waiting for them at
+// most timeout.
+func closeWithin(services map[string]*scripting.Service, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	closeServices(ctx, services)
+}
+
+// closeServices shuts the services down together, waiting for them until
+// ctx ends; the error names the endpoints whose services were cut short.
+func closeServices(ctx context.Context, services map[string]*scripting.Service) error {
+	errs := make(chan error, len(services))
+	for path, s := range services {
+		go func() {
+			if err := s.Shutdown(ctx); err != nil {
+				errs <- fmt.Errorf("endpoint %s: %w", path, err)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	var all []error
+	for range services {
+		all = append(all, <-errs)
+	}
+	return errors.Join(all...)
 }
 
 // newLogger returns a slog logger writing to w in format at level.

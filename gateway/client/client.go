@@ -4,6 +4,7 @@
 package client
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -177,6 +178,11 @@ type Client struct {
 
 	closing atomic.Bool
 	close   closeState
+
+	// handMu is held while a message is handed to Handlers.Message; held,
+	// which it guards, stops the handing on (see HoldMessages).
+	handMu sync.Mutex
+	held   bool
 }
 
 // closeState is the close requested for a client: set once, by whoever asks first.
@@ -294,9 +300,51 @@ func (c *Client) Close(code ws.StatusCode, reason string) {
 }
 
 // Shutdown closes the client with 1001 (going away) after writing what is
-// already queued.
-func (c *Client) Shutdown() {
-	c.closeWith(closeRequest{code: ws.StatusGoingAway, reason: "server shutting down", drain: true})
+// already queued. To answer the messages already read first, call
+// HoldMessages and let the service finish them before (see
+// gateway.Server.Shutdown).
+func (c *Client) Shutdown() { c.GoAway("server shutting down") }
+
+// GoAway closes the client with 1001 (going away) and reason after
+// writing what is already queued.
+func (c *Client) GoAway(reason string) {
+	c.closeWith(closeRequest{code: ws.StatusGoingAway, reason: reason, drain: true})
+}
+
+// HoldMessages stops handing the client's messages on to Handlers.Message:
+// those read from now on are discarded (the client is about to be closed).
+// It returns true once no message is being handed on, so that every
+// message the service will ever get from the client is with it; false when
+// ctx ends first (the service is still taking one: the hold starts once it
+// has, on a goroutine that ends then).
+func (c *Client) HoldMessages(ctx context.Context) bool {
+	if c.handMu.TryLock() {
+		c.held = true
+		c.handMu.Unlock()
+		return true
+	}
+	held := make(chan struct{})
+	go func() {
+		c.handMu.Lock()
+		c.held = true
+		c.handMu.Unlock()
+		close(held)
+	}()
+	select {
+	case <-held:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// handOn hands m to Handlers.Message unless messages are held.
+func (c *Client) handOn(m wsproto.Message) {
+	c.handMu.Lock()
+	defer c.handMu.Unlock()
+	if !c.held {
+		c.h.Message(m)
+	}
 }
 
 // Closing reports whether a close has been requested.

@@ -120,7 +120,7 @@ func (c *Client) read() {
 		c.active = true
 		c.metrics.MessagesIn.Inc()
 		c.metrics.BytesIn.Add(float64(len(m.Data)))
-		c.h.Message(m)
+		c.handOn(m)
 	}
 }
 

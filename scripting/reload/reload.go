@@ -7,6 +7,7 @@
 package reload
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moongate/moongate/gateway"
@@ -33,11 +35,12 @@ type Manager struct {
 	metrics *metrics.Metrics
 	server  Server
 
-	mu       sync.Mutex // serializes reloads and guards what follows
-	cfg      *config.Config
-	services map[string]*scripting.Service // endpoint path -> service
-	cfgState ConfigStatus
-	retiring sync.WaitGroup // services of removed endpoints, closing
+	mu        sync.Mutex // serializes reloads and guards what follows
+	cfg       *config.Config
+	services  map[string]*scripting.Service // endpoint path -> service
+	cfgState  ConfigStatus
+	retiring  sync.WaitGroup // services of removed endpoints, closing
+	retiringN atomic.Int32   // how many of them are still closing
 }
 
 // New returns a manager for a gateway that serves cfg with services
@@ -54,8 +57,25 @@ func (m *Manager) Services() map[string]*scripting.Service {
 	return maps.Clone(m.services)
 }
 
-// Close waits for the services of removed endpoints to finish closing.
-func (m *Manager) Close() { m.retiring.Wait() }
+// Close waits, until ctx ends, for the services of removed endpoints to
+// finish closing; it returns an error when ctx ends first (what is left
+// goes on closing on its own goroutines).
+func (m *Manager) Close(ctx context.Context) error {
+	if m.retiringN.Load() == 0 {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() { // ends when the retiring services have
+		m.retiring.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("services of removed endpoints still closing: %w", ctx.Err())
+	}
+}
 
 // Result is the outcome of reloading one endpoint's script.
 type Result struct {
@@ -234,7 +254,7 @@ func (m *Manager) apply(next *config.Config) (added, removed, changed []string, 
 	for p, s := range m.services {
 		if services[p] == nil {
 			removed = append(removed, p)
-			m.retire(s, next.ShutdownTimeout)
+			m.retire(p, s, next.ShutdownTimeout)
 		}
 	}
 	m.cfg, m.services = next, services
@@ -245,16 +265,23 @@ func (m *Manager) apply(next *config.Config) (added, removed, changed []string, 
 }
 
 // retire closes the service of a removed endpoint once its clients are
-// gone (their close handlers run) or timeout has passed.
-func (m *Manager) retire(s *scripting.Service, timeout time.Duration) {
+// gone (the server answers what they sent, then closes them with 1001; see
+// gateway.Server.Apply) and their close handlers have run, all within
+// timeout; what is still running then is abandoned and logged.
+func (m *Manager) retire(path string, s *scripting.Service, timeout time.Duration) {
 	m.retiring.Add(1)
+	m.retiringN.Add(1)
 	go func() {
 		defer m.retiring.Done()
-		deadline := time.Now().Add(timeout)
-		for s.Hub().ClientCount() > 0 && time.Now().Before(deadline) {
+		defer m.retiringN.Add(-1)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		for s.Hub().ClientCount() > 0 && ctx.Err() == nil {
 			time.Sleep(10 * time.Millisecond)
 		}
-		s.Close()
+		if err := s.Shutdown(ctx); err != nil {
+			m.log.Warn("removed endpoint's service cut short", "endpoint", path, "clients", s.Hub().ClientCount(), "err", err.Error())
+		}
 	}()
 }
 
