@@ -11,10 +11,10 @@ import (
 )
 
 // Decode parses one JSON document into Lua values: objects and arrays
-// become tables (arrays marked with Array), null becomes Null. Anything
+// become tables (arrays marked with Array), null becomes the state's Null. Anything
 // after the document but white space is an error.
 func Decode(L *lua.LState, data []byte) (lua.LValue, error) {
-	d := decoder{L: L, s: data}
+	d := decoder{L: L, s: data, null: Null(L)}
 	d.space()
 	v, err := d.value(0)
 	if err != nil {
@@ -28,9 +28,10 @@ func Decode(L *lua.LState, data []byte) (lua.LValue, error) {
 }
 
 type decoder struct {
-	L *lua.LState
-	s []byte
-	i int
+	L    *lua.LState
+	s    []byte
+	i    int
+	null lua.LValue // L's json.null
 }
 
 func (d *decoder) errorf(format string, args ...any) error {
@@ -75,7 +76,7 @@ func (d *decoder) value(depth int) (lua.LValue, error) {
 	case c == 'f':
 		return lua.LFalse, d.literal("false")
 	case c == 'n':
-		return Null, d.literal("null")
+		return d.null, d.literal("null")
 	}
 	return lua.LNil, d.errorf("unexpected %s", d.what())
 }
