@@ -234,3 +234,16 @@ func TestCopiesAreBounded(t *testing.T) {
 		t.Error("a copy over its limit was accepted")
 	}
 }
+
+// TestDecodeIsBounded: a document that would decode to more than MaxBytes
+// of Lua values (millions of empty tables) is an error, not gigabytes.
+func TestDecodeIsBounded(t *testing.T) {
+	L := newState(t)
+	doc := "[" + strings.Repeat("[],", 1<<20) + "[]]"
+	if _, err := Decode(L, []byte(doc)); err == nil || !strings.Contains(err.Error(), "would exceed 16777216 bytes") {
+		t.Errorf("a million empty tables: %v", err)
+	}
+	if _, err := Decode(L, []byte(`{"a":[1,"x",null,{}]}`)); err != nil {
+		t.Errorf("a small document: %v", err)
+	}
+}
