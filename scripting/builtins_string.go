@@ -57,6 +57,7 @@ func (b *builder) add(s string) {
 	if len(s) > maxString-len(b.b) {
 		b.L.RaiseError("%s: result would exceed %d bytes", b.what, maxString)
 	}
+	b.grow(len(s))
 	b.b = append(b.b, s...)
 }
 
@@ -65,7 +66,20 @@ func (b *builder) addByte(c byte) {
 	if len(b.b) >= maxString {
 		b.L.RaiseError("%s: result would exceed %d bytes", b.what, maxString)
 	}
+	b.grow(1)
 	b.b = append(b.b, c)
+}
+
+// grow makes room for n more bytes, doubling the buffer (append grows a
+// large slice by a quarter, copying it over and over), within maxString.
+func (b *builder) grow(n int) {
+	need := len(b.b) + n
+	if need <= cap(b.b) {
+		return
+	}
+	grown := make([]byte, len(b.b), min(max(2*cap(b.b), need, 64), maxString))
+	copy(grown, b.b)
+	b.b = grown
 }
 
 // strRep is string.rep with a ceiling on the size of its result.

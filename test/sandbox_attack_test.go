@@ -59,9 +59,11 @@ func TestOneTenantCannotRunCodeInAnother(t *testing.T) {
 	files := chatFiles(t, 2, `  - path: /tenant-a
     script: a.lua
     states: 2
+    budget: 10s
   - path: /tenant-b
     script: b.lua
     states: 2
+    budget: 10s
 `)
 	files["a.lua"], files["b.lua"] = tenantA, tenantB
 	g := startGateway(t, files)
@@ -82,16 +84,18 @@ func TestOneTenantCannotRunCodeInAnother(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			ctx, cancel := contextWithTimeout(20 * time.Second)
+			defer cancel()
 			for range 5 {
 				msg := "probe"
 				if path == "/tenant-a" {
 					msg = "spin"
 				}
-				if err := c.Write(t.Context(), websocket.MessageText, []byte(msg)); err != nil {
+				if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
 					results <- err.Error()
 					return
 				}
-				_, data, err := c.Read(t.Context())
+				_, data, err := c.Read(ctx)
 				if err != nil {
 					results <- err.Error()
 					return
@@ -328,7 +332,7 @@ func TestMemoryAttacksEndWithAnErrorAndStayBounded(t *testing.T) {
 		t.Fatalf("moongate died: %v\n%s", g.err, g.logs)
 	default:
 	}
-	if line, ok := g.logs.find(`"msg":"big"`); !ok || line["a"] == nil {
+	if line := g.waitLog(`"msg":"big"`); line["a"] == nil {
 		t.Errorf("the log line of the log attack: %v", line)
 	}
 }

@@ -83,6 +83,9 @@ func (c *copier) toGo(v lua.LValue, depth int, seen []*lua.LTable) (any, error) 
 	case lua.LString:
 		return string(v), nil
 	case *lua.LTable:
+		if err := c.take(tableCost); err != nil {
+			return nil, err
+		}
 		return c.tableToGo(v, depth, seen)
 	case *lua.LUserData:
 		if IsNull(v) {

@@ -38,9 +38,6 @@ type decoder struct {
 	stop Stopper
 }
 
-// tableCost is what a decoded table counts besides its entries.
-const tableCost = 64
-
 // take counts n bytes of decoded values against the limit.
 func (d *decoder) take(n int) error {
 	if n > d.left {

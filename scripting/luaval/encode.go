@@ -14,7 +14,8 @@ import (
 // Encode appends v to buf as compact JSON. Object keys are sorted, so the
 // output is deterministic. NaN, infinities, functions, userdata other than
 // Null, cycles, nesting deeper than MaxDepth and a text longer than MaxBytes
-// (a table reached twice is written twice) are errors that say where.
+// (a table reached twice is written twice, and each table counts tableCost
+// bytes more) are errors that say where.
 func Encode(buf []byte, v lua.LValue) ([]byte, error) {
 	return EncodeContext(context.Background(), buf, v)
 }
@@ -81,6 +82,10 @@ func (e *encoder) value(v lua.LValue, depth int) error {
 }
 
 func (e *encoder) table(t *lua.LTable, depth int) error {
+	if err := e.room(tableCost); err != nil {
+		return err
+	}
+	e.limit -= tableCost // a table counts tableCost bytes more than its text
 	if depth >= MaxDepth {
 		return fmt.Errorf("nested deeper than %d levels", MaxDepth)
 	}

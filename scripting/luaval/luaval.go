@@ -13,9 +13,15 @@ import (
 const MaxDepth = 64
 
 // MaxBytes bounds what one call may produce: the JSON text json.encode
-// returns, and the size of a Go copy of a Lua value (ToGo), where a table
-// reached twice counts twice.
+// returns, the size of a Go copy of a Lua value (ToGo) and of the Lua
+// values Decode builds. A table reached twice counts twice.
 const MaxBytes = 16 << 20
+
+// tableCost is what a table counts against MaxBytes besides its entries
+// (in json.encode's text too): about what a Go map or a Lua table costs.
+// It keeps a graph of many small shared tables from taking seconds to
+// reach the limit.
+const tableCost = 64
 
 // nullValue marks the userdata that stands for JSON null.
 type nullValue struct{}
