@@ -1,6 +1,7 @@
 package scripting
 
 import (
+	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -46,30 +47,53 @@ func (st *state) openLog() {
 	}
 	st.setModule("log", funcs)
 	st.L.SetGlobal("print", st.L.NewFunction(func(L *lua.LState) int {
-		parts := make([]string, L.GetTop())
-		for i := range parts {
-			parts[i] = L.ToStringMeta(L.Get(i + 1)).String()
+		var b strings.Builder
+		for i := 1; i <= L.GetTop(); i++ {
+			s := L.ToStringMeta(L.Get(i)).String()
+			if b.Len()+len(s)+1 > luaval.MaxBytes {
+				b.WriteString("...(truncated)")
+				break
+			}
+			if i > 1 {
+				b.WriteByte('\t')
+			}
+			b.WriteString(s)
 		}
-		st.logAt(L, slog.LevelInfo, strings.Join(parts, "\t"), nil)
+		st.logAt(L, slog.LevelInfo, b.String(), nil)
 		return 0
 	}))
 }
 
 // logAt writes a script's log line with its position and optional fields.
+// The fields of one line are copied within luaval.MaxBytes together; the
+// ones past it are left out and the line says so.
 func (st *state) logAt(L *lua.LState, level slog.Level, msg string, fields *lua.LTable) {
 	attrs := []any{"state", st.index, "at", strings.TrimSuffix(L.Where(1), ":")}
 	if fields != nil {
+		left := luaval.MaxBytes - len(msg)
 		fields.ForEach(func(k, v lua.LValue) {
-			attrs = append(attrs, k.String(), luaToLog(v))
+			if left <= 0 {
+				return
+			}
+			key := k.String()
+			g, used, err := luaval.ToGoWithin(L.Context(), v, left-len(key))
+			if left -= len(key) + used; err != nil {
+				g = logFallback(v, err)
+			}
+			attrs = append(attrs, key, g)
 		})
+		if left <= 0 {
+			attrs = append(attrs, "truncated", fmt.Sprintf("fields past %d bytes left out", luaval.MaxBytes))
+		}
 	}
 	st.svc.log.Log(st.svc.ctx, level, msg, attrs...)
 }
 
-// luaToLog converts a Lua value to something slog prints well.
-func luaToLog(v lua.LValue) any {
-	if g, err := luaval.ToGo(v); err == nil {
-		return g
+// logFallback is what the log shows of a field that cannot be copied: what
+// Lua's tostring says, or the error for a string over the limit.
+func logFallback(v lua.LValue, err error) string {
+	if _, ok := v.(lua.LString); ok {
+		return "(" + err.Error() + ")"
 	}
 	return v.String()
 }

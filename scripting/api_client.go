@@ -195,7 +195,7 @@ func clientGet(L *lua.LState) int {
 func clientSet(L *lua.LState) int {
 	c := checkClient(L, 1)
 	key := L.CheckString(2)
-	v, err := luaval.ToGo(L.Get(3))
+	v, err := luaval.ToGoFor(L, L.Get(3))
 	if err != nil {
 		L.ArgError(3, err.Error())
 	}

@@ -64,7 +64,7 @@ func (st *state) openStore() {
 
 // storeValue converts argument n for the store.
 func storeValue(L *lua.LState, n int) any {
-	v, err := luaval.ToGo(L.CheckAny(n))
+	v, err := luaval.ToGoFor(L, L.CheckAny(n))
 	if err != nil {
 		L.ArgError(n, err.Error())
 	}

@@ -1,8 +1,6 @@
 package scripting
 
 import (
-	"strings"
-
 	lua "github.com/yuin/gopher-lua"
 )
 
@@ -10,13 +8,15 @@ import (
 const (
 	callStackSize = 200     // nested calls; deeper recursion is an error
 	registryMax   = 1 << 20 // value stack slots
-	maxStringRep  = 16 << 20
 )
 
 // newSandboxedState returns a Lua state with only the libraries a service
 // needs: no os, io, debug, package or channel library, and no way to load
 // code or reach the filesystem (dofile, loadfile, load, loadstring, require
-// and module are gone). print writes to the service log.
+// and module are gone). print writes to the service log. The built-ins that
+// gopher-lua runs in Go without a bound are replaced by bounded ones (see
+// builtins_string.go and builtins_table.go), and setmetatable takes tables
+// only.
 func newSandboxedState() *lua.LState {
 	L := lua.NewState(lua.Options{
 		SkipOpenLibs:    true,
@@ -43,23 +43,7 @@ func newSandboxedState() *lua.LState {
 		L.SetGlobal(name, lua.LNil)
 	}
 	L.SetGlobal("package", lua.LNil)
-	if str, ok := L.GetGlobal("string").(*lua.LTable); ok {
-		str.RawSetString("rep", L.NewFunction(boundedRep))
-	}
+	openBoundedString(L)
+	openBoundedTable(L)
 	return L
-}
-
-// boundedRep is string.rep with a ceiling on the size of its result.
-func boundedRep(L *lua.LState) int {
-	s := L.CheckString(1)
-	n := L.CheckInt(2)
-	if n <= 0 || s == "" {
-		L.Push(lua.LString(""))
-		return 1
-	}
-	if n > maxStringRep/len(s) {
-		L.RaiseError("string.rep: result would exceed %d bytes", maxStringRep)
-	}
-	L.Push(lua.LString(strings.Repeat(s, n)))
-	return 1
 }

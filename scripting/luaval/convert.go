@@ -1,6 +1,7 @@
 package luaval
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -14,12 +15,60 @@ import (
 // integral number that fits) or float64, string, []any, map[string]any.
 // Tables whose keys are exactly 1..n, or marked with Array, become []any;
 // other tables become maps (number keys as strings). Functions, userdata
-// other than Null, cycles and nesting deeper than MaxDepth are errors.
+// other than Null, cycles, nesting deeper than MaxDepth and copies larger
+// than MaxBytes are errors.
 func ToGo(v lua.LValue) (any, error) {
-	return toGo(v, 0, nil)
+	g, _, err := ToGoWithin(context.Background(), v, MaxBytes)
+	return g, err
 }
 
-func toGo(v lua.LValue, depth int, seen []*lua.LTable) (any, error) {
+// ToGoWithin is ToGo with a size limit and a context: it fails once the
+// copy would take more than limit bytes, or once ctx ends, and returns the bytes the copy took. A string counts its length,
+// every value and table entry valueCost more, and a table reached twice
+// (shared, not a cycle) counts twice, since it is copied twice.
+func ToGoWithin(ctx context.Context, v lua.LValue, limit int) (any, int, error) {
+	c := copier{left: limit, limit: limit, stop: NewStopper(ctx)}
+	g, err := c.toGo(v, 0, nil)
+	return g, limit - c.left, err
+}
+
+// ToGoFor is ToGo for a value of L, run by L: it stops once the context of
+// L's running handler ends.
+func ToGoFor(L *lua.LState, v lua.LValue) (any, error) {
+	g, _, err := ToGoWithin(L.Context(), v, MaxBytes)
+	return g, err
+}
+
+// valueCost is what the copy of one value or table entry counts, apart
+// from a string's bytes: roughly its Go size.
+const valueCost = 16
+
+// copier holds what is left of a copy's size limit.
+type copier struct {
+	left, limit int
+	stop        Stopper
+}
+
+// take counts n bytes of the copy against its limit.
+func (c *copier) take(n int) error {
+	if n > c.left {
+		return fmt.Errorf("value too large: the copy would exceed %d bytes (a table reached twice counts twice)", c.limit)
+	}
+	c.left -= n
+	if err := c.stop.Step(); err != nil {
+		return fmt.Errorf("interrupted: %w", err)
+	}
+	return nil
+}
+
+func (c *copier) toGo(v lua.LValue, depth int, seen []*lua.LTable) (any, error) {
+	size := valueCost
+	if s, ok := v.(lua.LString); ok {
+		size += len(s)
+	}
+	if err := c.take(size); err != nil {
+		return nil, err
+	}
 	switch v := v.(type) {
 	case *lua.LNilType:
 		return nil, nil
@@ -34,16 +83,19 @@ func toGo(v lua.LValue, depth int, seen []*lua.LTable) (any, error) {
 	case lua.LString:
 		return string(v), nil
 	case *lua.LTable:
-		return tableToGo(v, depth, seen)
+		if err := c.take(tableCost); err != nil {
+			return nil, err
+		}
+		return c.tableToGo(v, depth, seen)
 	case *lua.LUserData:
-		if v == Null {
+		if IsNull(v) {
 			return nil, nil
 		}
 	}
 	return nil, fmt.Errorf("cannot convert %s", v.Type())
 }
 
-func tableToGo(t *lua.LTable, depth int, seen []*lua.LTable) (any, error) {
+func (c *copier) tableToGo(t *lua.LTable, depth int, seen []*lua.LTable) (any, error) {
 	if depth >= MaxDepth {
 		return nil, fmt.Errorf("nested deeper than %d levels", MaxDepth)
 	}
@@ -54,9 +106,9 @@ func tableToGo(t *lua.LTable, depth int, seen []*lua.LTable) (any, error) {
 	}
 	seen = append(seen, t)
 	if n := sequenceLength(t); n > 0 || markedArray(t) {
-		out := make([]any, 0, max(n, 0))
+		out := make([]any, 0, min(max(n, 0), c.left/valueCost+1)) // what the limit allows
 		for i := 1; i <= n; i++ {
-			g, err := toGo(t.RawGetInt(i), depth+1, seen)
+			g, err := c.toGo(t.RawGetInt(i), depth+1, seen)
 			if err != nil {
 				return nil, fmt.Errorf("at [%d]: %w", i, err)
 			}
@@ -75,7 +127,11 @@ func tableToGo(t *lua.LTable, depth int, seen []*lua.LTable) (any, error) {
 			err = kerr
 			return
 		}
-		g, verr := toGo(v, depth+1, seen)
+		if verr := c.take(valueCost + len(key)); verr != nil {
+			err = verr
+			return
+		}
+		g, verr := c.toGo(v, depth+1, seen)
 		if verr != nil {
 			err = fmt.Errorf("at .%s: %w", key, verr)
 			return
@@ -155,13 +211,14 @@ func FromGo(L *lua.LState, v any) (lua.LValue, error) {
 
 func sliceFromGo(L *lua.LState, v []any) (lua.LValue, error) {
 	t := L.CreateTable(len(v), 0)
+	null := Null(L)
 	for i, item := range v {
 		lv, err := FromGo(L, item)
 		if err != nil {
 			return lua.LNil, fmt.Errorf("at [%d]: %w", i+1, err)
 		}
 		if lv == lua.LNil {
-			lv = Null
+			lv = null
 		}
 		t.RawSetInt(i+1, lv)
 	}

@@ -11,10 +11,12 @@ import (
 )
 
 // Decode parses one JSON document into Lua values: objects and arrays
-// become tables (arrays marked with Array), null becomes Null. Anything
-// after the document but white space is an error.
+// become tables (arrays marked with Array), null becomes the state's Null.
+// Anything after the document but white space is an error, and so is a
+// document whose values would take more than MaxBytes (counted as ToGo
+// does, a table tableCost more) or whose decoding outlasts L's context.
 func Decode(L *lua.LState, data []byte) (lua.LValue, error) {
-	d := decoder{L: L, s: data}
+	d := decoder{L: L, s: data, null: Null(L), left: MaxBytes, stop: NewStopper(L.Context())}
 	d.space()
 	v, err := d.value(0)
 	if err != nil {
@@ -28,9 +30,24 @@ func Decode(L *lua.LState, data []byte) (lua.LValue, error) {
 }
 
 type decoder struct {
-	L *lua.LState
-	s []byte
-	i int
+	L    *lua.LState
+	s    []byte
+	i    int
+	null lua.LValue // L's json.null
+	left int        // what the values may still take
+	stop Stopper
+}
+
+// take counts n bytes of decoded values against the limit.
+func (d *decoder) take(n int) error {
+	if n > d.left {
+		return d.errorf("value too large: the decoded values would exceed %d bytes", MaxBytes)
+	}
+	d.left -= n
+	if err := d.stop.Step(); err != nil {
+		return d.errorf("interrupted: %v", err)
+	}
+	return nil
 }
 
 func (d *decoder) errorf(format string, args ...any) error {
@@ -60,13 +77,25 @@ func (d *decoder) value(depth int) (lua.LValue, error) {
 	if d.i >= len(d.s) {
 		return lua.LNil, d.errorf("unexpected end of input")
 	}
+	if err := d.take(valueCost); err != nil {
+		return lua.LNil, err
+	}
 	switch c := d.s[d.i]; {
 	case c == '{':
+		if err := d.take(tableCost); err != nil {
+			return lua.LNil, err
+		}
 		return d.object(depth)
 	case c == '[':
+		if err := d.take(tableCost); err != nil {
+			return lua.LNil, err
+		}
 		return d.array(depth)
 	case c == '"':
 		s, err := d.str()
+		if err == nil {
+			err = d.take(len(s))
+		}
 		return lua.LString(s), err
 	case c == '-' || c >= '0' && c <= '9':
 		return d.number()
@@ -75,7 +104,7 @@ func (d *decoder) value(depth int) (lua.LValue, error) {
 	case c == 'f':
 		return lua.LFalse, d.literal("false")
 	case c == 'n':
-		return Null, d.literal("null")
+		return d.null, d.literal("null")
 	}
 	return lua.LNil, d.errorf("unexpected %s", d.what())
 }
@@ -105,6 +134,9 @@ func (d *decoder) object(depth int) (lua.LValue, error) {
 			return lua.LNil, d.errorf("expected a string key, got %s", d.what())
 		}
 		key, err := d.str()
+		if err == nil {
+			err = d.take(valueCost + len(key))
+		}
 		if err != nil {
 			return lua.LNil, err
 		}

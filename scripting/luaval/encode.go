@@ -1,6 +1,7 @@
 package luaval
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"slices"
@@ -12,9 +13,16 @@ import (
 
 // Encode appends v to buf as compact JSON. Object keys are sorted, so the
 // output is deterministic. NaN, infinities, functions, userdata other than
-// Null, cycles and nesting deeper than MaxDepth are errors that say where.
+// Null, cycles, nesting deeper than MaxDepth and a text longer than MaxBytes
+// (a table reached twice is written twice, and each table counts tableCost
+// bytes more) are errors that say where.
 func Encode(buf []byte, v lua.LValue) ([]byte, error) {
-	e := encoder{buf: buf}
+	return EncodeContext(context.Background(), buf, v)
+}
+
+// EncodeContext is Encode that also stops with an error once ctx ends.
+func EncodeContext(ctx context.Context, buf []byte, v lua.LValue) ([]byte, error) {
+	e := encoder{buf: buf, limit: len(buf) + MaxBytes, stop: NewStopper(ctx)}
 	if err := e.value(v, 0); err != nil {
 		return buf, err
 	}
@@ -22,12 +30,31 @@ func Encode(buf []byte, v lua.LValue) ([]byte, error) {
 }
 
 type encoder struct {
-	buf  []byte
-	seen []*lua.LTable
-	keys []string // scratch for sorting object keys
+	buf   []byte
+	limit int // len(buf) must stay within it
+	stop  Stopper
+	seen  []*lua.LTable
+	keys  []string // scratch for sorting object keys
+}
+
+// errTooLong is the error of an encoding past MaxBytes.
+var errTooLong = fmt.Errorf("result would exceed %d bytes", MaxBytes)
+
+// room reports an error unless n more bytes fit within the limit.
+func (e *encoder) room(n int) error {
+	if n > e.limit-len(e.buf) {
+		return errTooLong
+	}
+	return nil
 }
 
 func (e *encoder) value(v lua.LValue, depth int) error {
+	if err := e.room(32); err != nil { // the longest number, a literal, a separator
+		return err
+	}
+	if err := e.stop.Step(); err != nil {
+		return fmt.Errorf("interrupted: %w", err)
+	}
 	switch v := v.(type) {
 	case *lua.LNilType:
 		e.buf = append(e.buf, "null"...)
@@ -40,11 +67,11 @@ func (e *encoder) value(v lua.LValue, depth int) error {
 		}
 		e.buf = formatNumber(e.buf, f)
 	case lua.LString:
-		e.buf = appendString(e.buf, string(v))
+		return e.str(string(v))
 	case *lua.LTable:
 		return e.table(v, depth)
 	case *lua.LUserData:
-		if v != Null {
+		if !IsNull(v) {
 			return fmt.Errorf("cannot encode userdata as JSON")
 		}
 		e.buf = append(e.buf, "null"...)
@@ -55,6 +82,10 @@ func (e *encoder) value(v lua.LValue, depth int) error {
 }
 
 func (e *encoder) table(t *lua.LTable, depth int) error {
+	if err := e.room(tableCost); err != nil {
+		return err
+	}
+	e.limit -= tableCost // a table counts tableCost bytes more than its text
 	if depth >= MaxDepth {
 		return fmt.Errorf("nested deeper than %d levels", MaxDepth)
 	}
@@ -104,7 +135,10 @@ func (e *encoder) object(t *lua.LTable, depth int) error {
 		if i > 0 {
 			e.buf = append(e.buf, ',')
 		}
-		e.buf = appendString(e.buf, k)
+		if err := e.str(k); err != nil {
+			e.keys = e.keys[:start]
+			return err
+		}
 		e.buf = append(e.buf, ':')
 		v := t.RawGetString(k)
 		if v == lua.LNil { // a number key, stored as a number
@@ -119,6 +153,19 @@ func (e *encoder) object(t *lua.LTable, depth int) error {
 	}
 	e.keys = e.keys[:start]
 	e.buf = append(e.buf, '}')
+	return nil
+}
+
+// str appends s as a JSON string if it fits within the limit. Escapes can
+// make it up to six times longer than s, so it is checked before and after.
+func (e *encoder) str(s string) error {
+	if err := e.room(len(s) + 2); err != nil {
+		return err
+	}
+	e.buf = appendString(e.buf, s)
+	if len(e.buf) > e.limit {
+		return errTooLong
+	}
 	return nil
 }
 

@@ -1,7 +1,8 @@
 // Package luaval converts values between Lua and Go and provides the `json`
 // module scripts use. The Go core keeps shared state (client attributes,
 // stored data) as plain Go values, so conversions are exact and reject what
-// cannot cross: functions, userdata, cycles, excessive nesting.
+// cannot cross: functions, userdata, cycles, excessive nesting, and copies
+// larger than MaxBytes.
 package luaval
 
 import (
@@ -11,11 +12,45 @@ import (
 // MaxDepth bounds the nesting of tables and JSON documents.
 const MaxDepth = 64
 
-// Null is the Lua value for JSON null (json.null in scripts). It is one
-// value shared by every state, so it compares equal to itself everywhere.
-var Null lua.LValue = &lua.LUserData{Value: nullValue{}}
+// MaxBytes bounds what one call may produce: the JSON text json.encode
+// returns, the size of a Go copy of a Lua value (ToGo) and of the Lua
+// values Decode builds. A table reached twice counts twice.
+const MaxBytes = 16 << 20
 
+// tableCost is what a table counts against MaxBytes besides its entries
+// (in json.encode's text too): about what a Go map or a Lua table costs.
+// It keeps a graph of many small shared tables from taking seconds to
+// reach the limit.
+const tableCost = 64
+
+// nullValue marks the userdata that stands for JSON null.
 type nullValue struct{}
+
+// nullRegistryKey is where a state keeps its own null value.
+const nullRegistryKey = "moongate.json.null"
+
+// Null returns L's value for JSON null (json.null in scripts). Each state
+// has its own, so nothing a script does to it can reach another state; the
+// sandbox refuses setmetatable on it.
+func Null(L *lua.LState) lua.LValue {
+	reg := L.Get(lua.RegistryIndex).(*lua.LTable)
+	if v, ok := reg.RawGetString(nullRegistryKey).(*lua.LUserData); ok {
+		return v
+	}
+	v := &lua.LUserData{Value: nullValue{}, Metatable: lua.LNil}
+	reg.RawSetString(nullRegistryKey, v)
+	return v
+}
+
+// IsNull reports whether v is a state's JSON null.
+func IsNull(v lua.LValue) bool {
+	ud, ok := v.(*lua.LUserData)
+	if !ok {
+		return false
+	}
+	_, ok = ud.Value.(nullValue)
+	return ok
+}
 
 // arrayTypeKey marks the metatable that makes a table a JSON array.
 const arrayTypeKey = "__jsontype"

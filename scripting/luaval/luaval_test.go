@@ -1,6 +1,7 @@
 package luaval
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"reflect"
@@ -210,4 +211,39 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("invalid JSON produced: %q", out)
 		}
 	})
+}
+
+// TestCopiesAreBounded: a graph of shared tables that would copy or encode
+// to gigabytes fails at MaxBytes, with an error that names the limit.
+func TestCopiesAreBounded(t *testing.T) {
+	L := newState(t)
+	if err := L.DoString(`shared = {} for i = 1, 26 do shared = {a = shared, b = shared} end`); err != nil {
+		t.Fatal(err)
+	}
+	v := L.GetGlobal("shared")
+	if _, err := ToGo(v); err == nil || !strings.Contains(err.Error(), "the copy would exceed 16777216 bytes") {
+		t.Errorf("ToGo: %v", err)
+	}
+	if _, err := Encode(nil, v); err == nil || !strings.Contains(err.Error(), "result would exceed 16777216 bytes") {
+		t.Errorf("Encode: %v", err)
+	}
+	if _, used, err := ToGoWithin(context.Background(), lua.LString("abc"), 100); err != nil || used != 3+valueCost {
+		t.Errorf("a small string: %d bytes, %v", used, err)
+	}
+	if _, _, err := ToGoWithin(context.Background(), lua.LString("abc"), 10); err == nil {
+		t.Error("a copy over its limit was accepted")
+	}
+}
+
+// TestDecodeIsBounded: a document that would decode to more than MaxBytes
+// of Lua values (millions of empty tables) is an error, not gigabytes.
+func TestDecodeIsBounded(t *testing.T) {
+	L := newState(t)
+	doc := "[" + strings.Repeat("[],", 1<<20) + "[]]"
+	if _, err := Decode(L, []byte(doc)); err == nil || !strings.Contains(err.Error(), "would exceed 16777216 bytes") {
+		t.Errorf("a million empty tables: %v", err)
+	}
+	if _, err := Decode(L, []byte(`{"a":[1,"x",null,{}]}`)); err != nil {
+		t.Errorf("a small document: %v", err)
+	}
 }

@@ -7,6 +7,7 @@ import (
 // OpenJSON installs the `json` module in L:
 //
 //	json.encode(v) -> string            raises an error for a value JSON cannot hold
+//	                                    or a text longer than MaxBytes
 //	json.decode(s) -> value | nil, err  never raises for bad input
 //	json.array([t]) -> t                marks t (or a new table) as an array
 //	json.null                           the value of JSON null
@@ -15,7 +16,7 @@ func OpenJSON(L *lua.LState) {
 	m := L.NewTable()
 	L.SetFuncs(m, map[string]lua.LGFunction{
 		"encode": func(L *lua.LState) int {
-			out, err := Encode(scratch[:0], L.CheckAny(1))
+			out, err := EncodeContext(L.Context(), scratch[:0], L.CheckAny(1))
 			if err != nil {
 				L.RaiseError("json.encode: %v", err)
 			}
@@ -44,6 +45,6 @@ func OpenJSON(L *lua.LState) {
 			return 1
 		},
 	})
-	m.RawSetString("null", Null)
+	m.RawSetString("null", Null(L))
 	L.SetGlobal("json", m)
 }

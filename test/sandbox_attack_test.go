@@ -1,0 +1,340 @@
+package test
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Attacks on the Lua sandbox through the real binary: one endpoint's script
+// reaching into another's, and built-ins that run long or allocate much.
+
+// tenantA tries to plant its own functions on json.null, to run them in
+// whichever state calls tostring(json.null) next.
+const tenantA = `
+hits = 0
+local function evil()
+  hits = hits + 1 -- tenant-a's globals, touched from another state's goroutine
+  local env = getfenv(0)
+  if env.rooms then
+    env.rooms.publish("lobby", '{"type":"message","room":"lobby","from":"admin","text":"forged"}')
+  end
+  return "pwned"
+end
+return {
+  message = function(c, data)
+    if data == "inject" then
+      local ok, err = pcall(setmetatable, json.null, {__tostring = evil, __index = evil, __concat = evil})
+      c:send(ok and "injected" or ("refused: " .. tostring(err)))
+    elseif data == "spin" then
+      local t = {}
+      for i = 1, 20000 do hits = hits + 1 t["k" .. i % 100] = i end
+      c:send("spun")
+    end
+  end,
+}
+`
+
+// tenantB uses json.null the way any script does.
+const tenantB = `
+return {
+  message = function(c, data)
+    local pwned = 0
+    for i = 1, 500 do if tostring(json.null) == "pwned" then pwned = pwned + 1 end end
+    c:send(tostring(getmetatable(json.null)) .. " " .. pwned)
+  end,
+}
+`
+
+func TestOneTenantCannotRunCodeInAnother(t *testing.T) {
+	files := chatFiles(t, 2, `  - path: /tenant-a
+    script: a.lua
+    states: 2
+    budget: 10s
+  - path: /tenant-b
+    script: b.lua
+    states: 2
+    budget: 10s
+`)
+	files["a.lua"], files["b.lua"] = tenantA, tenantB
+	g := startGateway(t, files)
+
+	a := dial(t, g.url("/tenant-a"))
+	send(t, a, "inject")
+	if _, got := recv(t, a); !strings.HasPrefix(got, "refused: ") || !strings.Contains(got, "table expected") {
+		t.Errorf("setmetatable on json.null: %q", got)
+	}
+
+	// Two states of tenant-b and one of tenant-a at once: had the
+	// injection worked, tenant-a's globals would be used from three
+	// goroutines (a concurrent map write kills the process).
+	var wg sync.WaitGroup
+	results := make(chan string, 20)
+	for _, path := range []string{"/tenant-b", "/tenant-b", "/tenant-a"} {
+		c := dial(t, g.url(path))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := contextWithTimeout(20 * time.Second)
+			defer cancel()
+			for range 5 {
+				msg := "probe"
+				if path == "/tenant-a" {
+					msg = "spin"
+				}
+				if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+					results <- err.Error()
+					return
+				}
+				_, data, err := c.Read(ctx)
+				if err != nil {
+					results <- err.Error()
+					return
+				}
+				results <- path + " " + string(data)
+			}
+		}()
+	}
+	wg.Wait()
+	close(results)
+	for r := range results {
+		if r != "/tenant-b nil 0" && r != "/tenant-a spun" {
+			t.Errorf("tenant-b saw tenant-a's code, or the process died: %q", r)
+		}
+	}
+
+	// The shipped chat: a null room is a bad room, and nothing forged
+	// reaches the lobby.
+	alice := login(t, g.url("/chat"), "alice")
+	alice.join("lobby")
+	bob := login(t, g.url("/chat"), "bob")
+	bob.sendRaw(`{"type":"say","room":null}`)
+	if e := bob.expectError("invalid_room", "say"); strings.Contains(e.str("message"), "pwned") {
+		t.Errorf("the error message ran tenant-a's code: %v", e)
+	}
+	bob.join("lobby")
+	bob.send(map[string]any{"type": "say", "room": "lobby", "text": "after"})
+	alice.expect("presence")
+	if m := alice.expect("message"); m.str("from") != "bob" || m.str("text") != "after" {
+		t.Errorf("alice got %v, want bob's message", m)
+	}
+	select {
+	case <-g.done:
+		t.Fatalf("moongate died: %v\n%s", g.err, g.logs)
+	default:
+	}
+}
+
+// slowPattern backtracks quadratically (cubically with the captures) in
+// any Lua 5.1 matcher.
+const slowPattern = `
+return {
+  message = function(c, data)
+    if data == "ping" then c:send("pong") return end
+    c:send(tostring(data:match("^%s*(.-)%s*$")))
+  end,
+}
+`
+
+func TestSlowPatternIsStoppedWithinItsBudget(t *testing.T) {
+	const budget = time.Second
+	g := startGateway(t, map[string]string{
+		"p.lua": slowPattern,
+		"config.yaml": "endpoints:\n  - path: /p\n    script: p.lua\n    states: 2\n    budget: 1s\n" +
+			"    max_message_bytes: 128KiB\n",
+	})
+	attack := "a" + strings.Repeat(" ", 100_000) + "a"
+	attackers := []*websocket.Conn{dial(t, g.url("/p")), dial(t, g.url("/p"))} // one per state
+	begin := time.Now()
+	for _, c := range attackers {
+		send(t, c, attack)
+		send(t, c, "ping")
+	}
+	for i, c := range attackers {
+		if _, got := recv(t, c); got != "pong" {
+			t.Fatalf("attacker %d: %q", i, got)
+		}
+		took := time.Since(begin)
+		if took > budget+time.Second {
+			t.Errorf("attacker %d: served again after %v, budget %v", i, took, budget)
+		}
+		t.Logf("attacker %d served again after %v", i, took.Round(time.Millisecond))
+	}
+	line := g.waitLog(`"script error"`, "handler stopped: it ran past its budget of 1s")
+	if err, _ := line["err"].(string); !strings.HasPrefix(err, "p.lua:") {
+		t.Errorf("log line: %v", line)
+	}
+	newcomer := dial(t, g.url("/p"))
+	send(t, newcomer, "ping")
+	if _, got := recv(t, newcomer); got != "pong" {
+		t.Errorf("newcomer: %q", got)
+	}
+}
+
+// hungry runs one memory attack per message, under pcall, and answers
+// with the error it met.
+const hungry = `
+local function shared(levels)
+  local t = {}
+  for i = 1, levels do t = {a = t, b = t} end
+  return t
+end
+local attacks = {
+  gsub = function() return ("x"):rep(2^20):gsub("x", ("y"):rep(4096)) end,
+  format_width = function() return string.format(("%999999s"):rep(2000), ("x"):rep(2000)) end,
+  format_size = function() local s = ("x"):rep(2^23) return string.format(("%s"):rep(2000), s, s, s, s) end,
+  concat = function() local t, s = {}, ("x"):rep(2^24 - 1) for i = 1, 100 do t[i] = s end return table.concat(t) end,
+  unpack = function() return unpack({}, 1, 1e8) end,
+  byte = function() return string.byte(("x"):rep(2^20), 1, -1) end,
+  json = function() return json.encode(shared(26)) end,
+  store = function() return store.set("k", shared(26)) end,
+  attr = function(c) return c:set("k", shared(26)) end,
+  log = function() log.info("big", {a = shared(26), b = shared(26)}) return "logged" end,
+}
+return {
+  message = function(c, data)
+    local ok, err = pcall(attacks[data], c)
+    c:send(data .. ": " .. tostring(err))
+  end,
+}
+`
+
+var (
+	noRaceOnce sync.Once
+	noRaceBin  string
+)
+
+// noRaceBinary returns a moongate binary built without the race detector,
+// whose shadow memory cannot live under an address-space limit.
+func noRaceBinary(t *testing.T) string {
+	t.Helper()
+	if !raceEnabled {
+		return moongateBin
+	}
+	noRaceOnce.Do(func() {
+		out := filepath.Join(filepath.Dir(moongateBin), "moongate-norace")
+		build := exec.Command("go", "build", "-o", out, "../cmd/moongate")
+		if msg, err := build.CombinedOutput(); err != nil {
+			t.Logf("building without -race: %v\n%s", err, msg)
+			return
+		}
+		noRaceBin = out
+	})
+	if noRaceBin == "" {
+		t.Fatal("no binary built without -race")
+	}
+	return noRaceBin
+}
+
+// startCapped runs moongate like startGateway, under an address-space limit
+// (prlimit --as), so that a failed bound kills it rather than the machine.
+func startCapped(t *testing.T, asBytes int64, files map[string]string) *gatewayProc {
+	t.Helper()
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("prlimit is not installed")
+	}
+	dir := t.TempDir()
+	writeFiles(t, dir, files)
+	cmd := exec.Command(prlimit, "--as="+strconv.FormatInt(asBytes, 10), noRaceBinary(t),
+		"run", "-config", "config.yaml", "-listen", "127.0.0.1:0", "-log-format", "json")
+	cmd.Dir = dir
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gatewayProc{t: t, cmd: cmd, logs: &logLines{}, done: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan string, 1)
+	go g.logs.collect(stderr, started)
+	go func() {
+		g.err = cmd.Wait()
+		close(g.done)
+	}()
+	t.Cleanup(g.kill)
+	select {
+	case g.addr = <-started:
+	case <-g.done:
+		t.Fatalf("moongate exited before listening: %v\n%s", g.err, g.logs)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("moongate did not start listening:\n%s", g.logs)
+	}
+	return g
+}
+
+// peakRSS is the process's peak resident set (VmHWM) in bytes.
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM in /proc/PID/status")
+	return 0
+}
+
+func TestMemoryAttacksEndWithAnErrorAndStayBounded(t *testing.T) {
+	const budget = 2 * time.Second
+	g := startCapped(t, 2<<30, map[string]string{
+		"h.lua":       hungry,
+		"config.yaml": "endpoints:\n  - path: /h\n    script: h.lua\n    states: 1\n    budget: 2s\n",
+	})
+	c := dial(t, g.url("/h"))
+	for _, tt := range []struct{ attack, want string }{
+		{"gsub", "string.gsub: result would exceed 16777216 bytes"},
+		{"format_width", "invalid format (width or precision too long)"},
+		{"format_size", "string.format: result would exceed 16777216 bytes"},
+		{"concat", "table.concat: result would exceed 16777216 bytes"},
+		{"unpack", "too many results to unpack"},
+		{"byte", "string slice too long"},
+		{"json", "json.encode: "},
+		{"store", "the copy would exceed 16777216 bytes"},
+		{"attr", "the copy would exceed 16777216 bytes"},
+		{"log", "logged"},
+	} {
+		begin := time.Now()
+		send(t, c, tt.attack)
+		_, got := recv(t, c)
+		took := time.Since(begin)
+		if !strings.HasPrefix(got, tt.attack+": ") || !strings.Contains(got, tt.want) {
+			t.Errorf("%s: got %.300q, want %q", tt.attack, got, tt.want)
+		}
+		if took > budget+time.Second {
+			t.Errorf("%s: ended after %v, budget %v", tt.attack, took, budget)
+		}
+		t.Logf("%s: %v, peak RSS %d MiB", tt.attack, took.Round(time.Millisecond), peakRSS(t, g.cmd.Process.Pid)>>20)
+	}
+	if peak := peakRSS(t, g.cmd.Process.Pid); peak > 512<<20 {
+		t.Errorf("peak RSS %d MiB, want at most 512 MiB", peak>>20)
+	}
+	select {
+	case <-g.done:
+		t.Fatalf("moongate died: %v\n%s", g.err, g.logs)
+	default:
+	}
+	if line := g.waitLog(`"msg":"big"`); line["a"] == nil {
+		t.Errorf("the log line of the log attack: %v", line)
+	}
+}
