@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
-	"runtime"
 	"runtime/metrics"
 	"strings"
 	"sync"
@@ -67,10 +66,8 @@ func (s *Service) build(ep config.Endpoint, src []byte, previous string) (*gener
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	gen := &generation{ep: ep, version: versionOf(src), ctx: ctx, cancel: cancel, ready: make(chan struct{})}
-	clock := lockThreadClock()
-	defer runtime.UnlockOSThread()
 	for i := range max(ep.States, 1) {
-		gen.states = append(gen.states, newState(s, gen, i, clock))
+		gen.states = append(gen.states, newState(s, gen, i))
 	}
 	gen.done.Add(len(gen.states)) // done by their goroutines, or by close
 	s.startWatchdog(gen)

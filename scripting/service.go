@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -224,9 +223,7 @@ func Check(ep config.Endpoint) error {
 	defer s.wg.Wait()
 	defer s.cancel()
 	gen := &generation{ep: ep, ctx: s.ctx}
-	clock := lockThreadClock()
-	defer runtime.UnlockOSThread()
-	st := newState(s, gen, 0, clock)
+	st := newState(s, gen, 0)
 	gen.states = []*state{st}
 	gen.done.Add(1)
 	s.startWatchdog(gen)

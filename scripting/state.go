@@ -53,28 +53,25 @@ type state struct {
 	clients   map[*client.Client]*lua.LUserData // userdata of the clients pinned here
 	timers    timers
 
-	// Budget enforcement. The goroutine that runs the state's Lua code is
-	// locked to its OS thread, whose CPU clock is clock: a handler is charged
-	// the CPU time it used, not the time it waited for a CPU. running is the
-	// number of the call under way (0 when idle), startCPU the thread's CPU
-	// time when it began; the watchdog cancels runCtx when a call runs too
-	// long.
-	clock        *threadClock // of the goroutine running the state's Lua code
-	calls        uint64       // calls made so far; the running goroutine's own
+	// Budget enforcement. While a call (a handler, the top level) runs,
+	// its goroutine is locked to its OS thread, whose CPU clock is
+	// runningClock: the call is charged the CPU time it used, not the time
+	// it waited for a CPU. running is the number of the call under way (0
+	// when idle); the watchdog cancels runCtx when a call runs too long.
+	calls        uint64 // calls made so far; the running goroutine's own
 	running      atomic.Uint64
-	runningClock atomic.Pointer[threadClock]
-	startCPU     atomic.Int64
+	runningClock atomic.Int32
 	runMu        sync.Mutex
 	runCancel    context.CancelFunc
-	stopReason   atomic.Int32 // why the watchdog stopped the last handler
-	seenCall     uint64       // the watchdog's own: the call it last saw running
-	heapBase     uint64       // the watchdog's own: the heap when it first saw that call
+	stopReason   atomic.Int32  // why the watchdog stopped the last call
+	seenCall     uint64        // the watchdog's own: the call it last saw running
+	heapBase     uint64        // the watchdog's own: the heap when it first saw that call
+	cpuBase      time.Duration // the watchdog's own: the thread's CPU time then
 }
 
-// newState creates a sandboxed Lua state with the API installed. Its Lua
-// code will run on the goroutine whose thread clock is clock, until run
-// takes the state over; nothing has run in it yet (see load).
-func newState(s *Service, gen *generation, index int, clock *threadClock) *state {
+// newState creates a sandboxed Lua state with the API installed; nothing
+// has run in it yet (see load).
+func newState(s *Service, gen *generation, index int) *state {
 	st := &state{
 		svc:     s,
 		gen:     gen,
@@ -82,7 +79,6 @@ func newState(s *Service, gen *generation, index int, clock *threadClock) *state
 		L:       newSandboxedState(),
 		inbox:   make(chan event, max(gen.ep.Inbox, 1)),
 		clients: make(map[*client.Client]*lua.LUserData),
-		clock:   clock,
 	}
 	st.timers.init()
 	for k, name := range eventNames {
@@ -126,8 +122,6 @@ func (st *state) load(proto *lua.FunctionProto) error {
 // events until the generation is retired or the service stops, then handles
 // what is left in the inbox and closes the state.
 func (st *state) run() {
-	st.clock = lockThreadClock()
-	defer runtime.UnlockOSThread()
 	select {
 	case <-st.gen.ready:
 	case <-st.svc.ctx.Done(): // stopped before it ever served
@@ -238,12 +232,13 @@ func (st *state) invoke(kind eventKind, c *client.Client, fn *lua.LFunction, nre
 // protectedCall calls fn under the budget, converting any error (a raised
 // error, a budget overrun) to a *ScriptError.
 func (st *state) protectedCall(fn *lua.LFunction, nret int, args ...lua.LValue) error {
+	runtime.LockOSThread()
 	st.calls++
-	st.runningClock.Store(st.clock)
-	st.startCPU.Store(int64(st.clock.now()))
+	st.runningClock.Store(int32(currentThreadClock()))
 	st.running.Store(st.calls)
 	err := st.L.CallByParam(lua.P{Fn: fn, NRet: nret, Protect: true}, args...)
 	st.running.Store(0)
+	runtime.UnlockOSThread()
 	if st.L.Context().Err() != nil {
 		st.resetContext()
 		if err != nil {
@@ -290,21 +285,23 @@ const (
 )
 
 // interruptIfOver cancels the running call if it has used more than budget
-// of CPU time, or if the heap grew by more than memLimit since the watchdog
-// first saw it running. It is called by the watchdog goroutine only, which
-// alone touches seenCall and heapBase.
+// of CPU time, or if the heap grew by more than memLimit, since the
+// watchdog first saw it running (a call is charged from then: at most one
+// tick of the watchdog goes uncounted). It is called by the watchdog
+// goroutine only, which alone touches seenCall, heapBase and cpuBase.
 func (st *state) interruptIfOver(budget time.Duration, heap, memLimit uint64) {
 	call := st.running.Load()
 	if call == 0 {
 		return
 	}
-	began, clock := time.Duration(st.startCPU.Load()), st.runningClock.Load()
+	clock := threadClock(st.runningClock.Load())
 	if call != st.seenCall {
-		st.seenCall, st.heapBase = call, heap
+		st.seenCall, st.heapBase, st.cpuBase = call, heap, clock.now()
+		return
 	}
 	var reason int32
 	switch {
-	case clock.now()-began >= budget:
+	case clock.now()-st.cpuBase >= budget:
 		reason = stoppedForTime
 	case memLimit > 0 && heap > st.heapBase+memLimit:
 		reason = stoppedForMemory
