@@ -337,3 +337,51 @@ func TestMemoryAttackChatHistoryJoins(t *testing.T) {
 		t.Errorf("after the attack, joining gave %d history entries, want 50", len(h))
 	}
 }
+
+// slowLua is a service that takes 10 ms over each message, answering
+// "ping" with "pong".
+const slowLua = `
+local slow = {}
+function slow.message(client, data)
+  local stop = clock.mono() + 0.01
+  while clock.mono() < stop do end
+  if data == "ping" then client:send("pong") end
+end
+return slow
+`
+
+// TestMemoryAttackSlowServiceInbox: clients send 1 MB messages faster than
+// the service handles them. The states' inboxes are bounded in bytes, so
+// the gateway stops reading from the senders (TCP pushes back) instead of
+// queueing 1024 messages of 1 MB per state.
+func TestMemoryAttackSlowServiceInbox(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"slow.lua":    slowLua,
+		"config.yaml": "endpoints:\n  - path: /slow\n    script: slow.lua\n    max_message_bytes: 1MiB\n",
+	})
+	g := startCapped(t, dir, "run", "-config", "config.yaml", "-listen", "127.0.0.1:0", "-log-format", "json")
+	conns := make([]net.Conn, 8)
+	for i := range conns {
+		conns[i] = attacker(t, g.addr, "/slow", false)
+	}
+	start := time.Now()
+	stop := make(chan struct{})
+	flood(conns, frame(true, 0, ws.OpBinary, bytes.Repeat([]byte("m"), 1_000_000)), stop)
+	// Over once the gateway has taken 600 MB from the senders: more than
+	// the bar, had it queued it all.
+	peak, took := sitOutAttack(t, g, start, atLeast(g, `moongate_bytes_in_total{endpoint="/slow"}`, 600_000_000))
+	close(stop)
+	eventually(t, "the senders gone", atMost(g, `moongate_connections{endpoint="/slow"}`, 0))
+	if p, ok := peakRSS(g); ok {
+		peak = p
+	}
+	t.Logf("8 senders: 600 MB taken in %v; peak RSS %d MiB", took.Round(time.Millisecond), peak>>20)
+	if peak >= memoryBar {
+		t.Errorf("peak RSS %d MiB, want < %d MiB", peak>>20, memoryBar>>20)
+	}
+	c := dial(t, g.url("/slow"))
+	if got := ask(t, c, "ping"); got != "pong" {
+		t.Errorf("after the attack: %q, want pong", got)
+	}
+}
