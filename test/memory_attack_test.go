@@ -303,13 +303,14 @@ func TestMemoryAttackChatHistoryJoins(t *testing.T) {
 			}
 		}
 	})
-	// 20 guests say hello and join the lobby 255 times, and never read.
+	// 60 guests (20 took it past 3.9 GB, 60 killed it) say hello and join
+	// the lobby 255 times, and never read.
 	var requests []byte
 	join, _ := json.Marshal(map[string]any{"type": "join", "room": "lobby"})
 	for range 255 {
 		requests = append(requests, frame(true, 0, ws.OpText, join)...)
 	}
-	guests := make([]net.Conn, 20)
+	guests := make([]net.Conn, 60)
 	for i := range guests {
 		guests[i] = attacker(t, g.addr, "/chat", false)
 	}
@@ -328,7 +329,7 @@ func TestMemoryAttackChatHistoryJoins(t *testing.T) {
 		peak = p
 	}
 	closed, _ := metricOr(g, `moongate_slow_client_closes_total{endpoint="/chat"}`)
-	t.Logf("20 guests: all gone after %v (%v closed with 1008); peak RSS %d MiB", took.Round(time.Millisecond), closed, peak>>20)
+	t.Logf("%d guests: all gone after %v (%v closed with 1008); peak RSS %d MiB", len(guests), took.Round(time.Millisecond), closed, peak>>20)
 	if peak >= memoryBar {
 		t.Errorf("peak RSS %d MiB, want < %d MiB", peak>>20, memoryBar>>20)
 	}
