@@ -153,6 +153,7 @@ func (s *Server) newEndpoint(ec config.Endpoint, svc Service) (*endpoint, error)
 		metrics: s.metrics.Endpoint(ec.Path),
 		opts: client.Options{
 			SendQueue:       ec.SendQueue,
+			SendQueueBytes:  ec.SendQueueBytes,
 			OnFull:          onFull,
 			MaxMessageBytes: ec.MaxMessageBytes,
 			PingInterval:    ec.PingInterval,

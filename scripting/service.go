@@ -123,7 +123,14 @@ func (s *Service) Shutdown(ctx context.Context) error {
 func (s *Service) enqueue(p pin, ev event, wait bool, done <-chan struct{}) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	st := s.gen.states[int(p)%len(s.gen.states)]
+	return s.put(s.stateFor(p), ev, wait, done)
+}
+
+// stateFor returns the current state for p; s.mu must be held.
+func (s *Service) stateFor(p pin) *state { return s.gen.states[int(p)%len(s.gen.states)] }
+
+// put puts ev in st's inbox, as enqueue does; s.mu must be held for reading.
+func (s *Service) put(st *state, ev event, wait bool, done <-chan struct{}) bool {
 	if !wait {
 		select {
 		case st.inbox <- ev:
@@ -164,10 +171,21 @@ func (s *Service) Connect(_ context.Context, c *client.Client) error {
 	return err
 }
 
-// Message queues m for c's state. When the inbox is full it waits, which
-// holds back reading from c (backpressure) until the state catches up.
+// Message queues m for c's state. When the inbox is full, in events or in
+// payload bytes (inbox_bytes), it waits, which holds back reading from c
+// (backpressure) until the state catches up. The payload is copied only
+// once it has room, so a reader waiting for room holds no copy of it.
 func (s *Service) Message(ctx context.Context, c *client.Client, m wsproto.Message) {
-	s.enqueue(c.Slot.(pin), event{kind: evMessage, c: c, data: string(m.Data), op: m.Op}, true, ctx.Done())
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st := s.stateFor(c.Slot.(pin))
+	n := int64(len(m.Data))
+	if !st.inboxBytes.acquire(n, inboxLimit(st.gen.ep), ctx.Done(), s.ctx.Done()) {
+		return
+	}
+	if !s.put(st, event{kind: evMessage, c: c, data: string(m.Data), op: m.Op}, true, ctx.Done()) {
+		st.inboxBytes.release(n)
+	}
 }
 
 // Flush returns once the events of c queued before the call have been

@@ -47,6 +47,8 @@ type state struct {
 	index int
 	L     *lua.LState
 	inbox chan event
+	// inboxBytes bounds the payload bytes of the messages in inbox (inbox.go).
+	inboxBytes inboxBytes
 
 	handlers  map[eventKind]*lua.LFunction
 	durations [len(eventNames)]prometheus.Observer
@@ -165,6 +167,7 @@ func (st *state) handle(ev event) {
 	case evConnect:
 		ev.reply <- st.connect(ev)
 	case evMessage:
+		st.inboxBytes.release(int64(len(ev.data)))
 		kind := textKind
 		if ev.op == ws.OpBinary {
 			kind = binaryKind

@@ -102,7 +102,7 @@ func TestReloadReadsOnlyRegularFiles(t *testing.T) {
 			t.Errorf("admin reload with %s in place of the script: %d", target, resp.StatusCode)
 		}
 	}
-	if rss := peakRSS(t, g.cmd.Process.Pid); rss > 256<<20 {
+	if rss := mustPeakRSS(t, g); rss > 256<<20 {
 		t.Errorf("peak RSS %d MiB: a special file was read", rss>>20)
 	}
 	// SIGHUP still reloads, and so does a save.

@@ -1,12 +1,6 @@
 package test
 
 import (
-	"bufio"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -208,96 +202,9 @@ return {
 }
 `
 
-var (
-	noRaceOnce sync.Once
-	noRaceBin  string
-)
-
-// noRaceBinary returns a moongate binary built without the race detector,
-// whose shadow memory cannot live under an address-space limit.
-func noRaceBinary(t *testing.T) string {
-	t.Helper()
-	if !raceEnabled {
-		return moongateBin
-	}
-	noRaceOnce.Do(func() {
-		out := filepath.Join(filepath.Dir(moongateBin), "moongate-norace")
-		build := exec.Command("go", "build", "-o", out, "../cmd/moongate")
-		if msg, err := build.CombinedOutput(); err != nil {
-			t.Logf("building without -race: %v\n%s", err, msg)
-			return
-		}
-		noRaceBin = out
-	})
-	if noRaceBin == "" {
-		t.Fatal("no binary built without -race")
-	}
-	return noRaceBin
-}
-
-// startCapped runs moongate like startGateway, under an address-space limit
-// (prlimit --as), so that a failed bound kills it rather than the machine.
-func startCapped(t *testing.T, asBytes int64, files map[string]string) *gatewayProc {
-	t.Helper()
-	prlimit, err := exec.LookPath("prlimit")
-	if err != nil {
-		t.Skip("prlimit is not installed")
-	}
-	dir := t.TempDir()
-	writeFiles(t, dir, files)
-	cmd := exec.Command(prlimit, "--as="+strconv.FormatInt(asBytes, 10), noRaceBinary(t),
-		"run", "-config", "config.yaml", "-listen", "127.0.0.1:0", "-log-format", "json")
-	cmd.Dir = dir
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &gatewayProc{t: t, cmd: cmd, logs: &logLines{}, done: make(chan struct{})}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	started := make(chan string, 1)
-	go g.logs.collect(stderr, started)
-	go func() {
-		g.err = cmd.Wait()
-		close(g.done)
-	}()
-	t.Cleanup(g.kill)
-	select {
-	case g.addr = <-started:
-	case <-g.done:
-		t.Fatalf("moongate exited before listening: %v\n%s", g.err, g.logs)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("moongate did not start listening:\n%s", g.logs)
-	}
-	return g
-}
-
-// peakRSS is the process's peak resident set (VmHWM) in bytes.
-func peakRSS(t *testing.T, pid int) int64 {
-	t.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM in /proc/PID/status")
-	return 0
-}
-
 func TestMemoryAttacksEndWithAnErrorAndStayBounded(t *testing.T) {
 	const budget = 2 * time.Second
-	g := startCapped(t, 2<<30, map[string]string{
+	g := startCappedFiles(t, map[string]string{
 		"h.lua":       hungry,
 		"config.yaml": "endpoints:\n  - path: /h\n    script: h.lua\n    states: 1\n    budget: 2s\n",
 	})
@@ -324,9 +231,9 @@ func TestMemoryAttacksEndWithAnErrorAndStayBounded(t *testing.T) {
 		if took > budget+time.Second {
 			t.Errorf("%s: ended after %v, budget %v", tt.attack, took, budget)
 		}
-		t.Logf("%s: %v, peak RSS %d MiB", tt.attack, took.Round(time.Millisecond), peakRSS(t, g.cmd.Process.Pid)>>20)
+		t.Logf("%s: %v, peak RSS %d MiB", tt.attack, took.Round(time.Millisecond), mustPeakRSS(t, g)>>20)
 	}
-	if peak := peakRSS(t, g.cmd.Process.Pid); peak > 512<<20 {
+	if peak := mustPeakRSS(t, g); peak > 512<<20 {
 		t.Errorf("peak RSS %d MiB, want at most 512 MiB", peak>>20)
 	}
 	select {

@@ -35,6 +35,7 @@ const (
 // Options are a client's limits, taken from its endpoint's config.
 type Options struct {
 	SendQueue       int           // frames queued for writing, at most
+	SendQueueBytes  int64         // bytes of frames queued or being written, at most (one frame always fits an empty queue)
 	OnFull          OnFull        // what a full queue does
 	MaxMessageBytes int64         // largest message read from the client
 	PingInterval    time.Duration // 0: no pings
@@ -48,6 +49,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.SendQueue <= 0 {
 		o.SendQueue = 256
+	}
+	if o.SendQueueBytes <= 0 {
+		o.SendQueueBytes = 1 << 20
 	}
 	if o.MaxMessageBytes <= 0 {
 		o.MaxMessageBytes = 64 << 10
@@ -162,11 +166,15 @@ type Client struct {
 
 	conn // the connection, once Run starts
 
-	// The send side: frames wait in queue (data, bounded by SendQueue) and
-	// control (pongs and pings) until a writer goroutine, started when
-	// there is something to write, writes them; see writer.go.
-	mu         sync.Mutex
-	queue      [][]byte
+	// The send side: frames wait in queue (data, bounded by SendQueue and
+	// SendQueueBytes) and control (pongs and pings) until a writer
+	// goroutine, started when there is something to write, writes them;
+	// see writer.go.
+	mu    sync.Mutex
+	queue [][]byte
+	// queued is the bytes of the data frames in queue and in the writer's
+	// hands: a frame counts until it has been written.
+	queued     int64
 	control    [][]byte
 	running    bool          // Run has started: a writer may start
 	writing    bool          // a writer goroutine runs (for good, once closing)
@@ -262,17 +270,20 @@ func (c *Client) SetAttr(key string, v any) {
 }
 
 // Send queues an encoded frame (see wsproto.Frame) for writing. It never
-// blocks: when the queue is full it applies the client's OnFull policy.
-// The frame must not be modified afterwards; the same frame may be queued
-// to many clients.
+// blocks: when the queue is full, in frames (SendQueue) or in bytes
+// (SendQueueBytes, counting the frames being written), it applies the
+// client's OnFull policy. The frame must not be modified afterwards; the
+// same frame may be queued to many clients, and counts in full against
+// each one's queue.
 func (c *Client) Send(frame []byte) error {
 	c.mu.Lock()
 	if c.closing.Load() {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if len(c.queue) < c.opts.SendQueue {
+	if c.roomFor(frame) {
 		c.queue = append(c.queue, frame)
+		c.queued += int64(len(frame))
 		spawn := c.claimWriter()
 		c.mu.Unlock()
 		if spawn {
@@ -288,6 +299,16 @@ func (c *Client) Send(frame []byte) error {
 	c.metrics.SlowCloses.Inc()
 	c.closeWith(closeRequest{code: ws.StatusPolicyViolation, reason: "send queue full"})
 	return ErrSlowClient
+}
+
+// roomFor, called with c.mu held, reports whether frame fits in the send
+// queue. A frame larger than SendQueueBytes fits only an empty queue, so
+// that a client may always be sent one message however large.
+func (c *Client) roomFor(frame []byte) bool {
+	if len(c.queue) >= c.opts.SendQueue {
+		return false
+	}
+	return c.queued == 0 || c.queued+int64(len(frame)) <= c.opts.SendQueueBytes
 }
 
 // SendText queues a text message.
@@ -398,4 +419,12 @@ func (c *Client) Queued() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.queue)
+}
+
+// QueuedBytes returns the bytes of the frames waiting in the send queue or
+// being written.
+func (c *Client) QueuedBytes() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.queued
 }

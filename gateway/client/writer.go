@@ -104,9 +104,10 @@ func (c *Client) writeLoop() {
 	batch := make([][]byte, 0, 4) // grows to maxBatch under load
 	out := new(net.Buffers)       // reused: a write allocates nothing
 	lastWrite, wait := time.Now(), controlLinger
+	var written int64 // bytes of data frames written since the last take
 	for {
 		var closing, data bool
-		batch, data, closing = c.take(batch[:0])
+		batch, written, data, closing = c.take(batch[:0], written)
 		if closing {
 			c.writeClose()
 			close(c.writerDone)
@@ -141,25 +142,36 @@ func (c *Client) writeLoop() {
 	}
 }
 
-// take moves the pending control frames, then queued frames, into batch,
-// up to maxBatch; data reports that it took a queued (data) frame, and
-// closing that a close is requested instead (a close outranks whatever is
-// still queued).
-func (c *Client) take(batch [][]byte) (_ [][]byte, data, closing bool) {
+// take first gives back the room of the written bytes of data frames
+// written since the last take, then moves the pending control frames, then
+// queued frames, into batch, up to maxBatch; taken is the bytes of the
+// data frames it took (they still count against the queue until written),
+// data reports that it took one, and closing that a close is requested
+// instead (a close outranks whatever is still queued, which is discarded
+// unless the close drains it).
+func (c *Client) take(batch [][]byte, written int64) (_ [][]byte, taken int64, data, closing bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.queued -= written
 	if c.closing.Load() {
-		return batch, false, true
+		if !c.close.drain {
+			clear(c.queue)
+			c.queue, c.queued = nil, 0
+		}
+		return batch, 0, false, true
 	}
 	batch = append(batch, c.control...)
 	clear(c.control)
 	c.control = c.control[:0]
 	n := min(len(c.queue), maxBatch-len(batch))
+	for _, f := range c.queue[:n] {
+		taken += int64(len(f))
+	}
 	batch = append(batch, c.queue[:n]...)
 	rest := copy(c.queue, c.queue[n:]) // keep the backing array for the next frames
 	clear(c.queue[rest:])
 	c.queue = c.queue[:rest]
-	return batch, n > 0, false
+	return batch, taken, n > 0, false
 }
 
 // stopWriting ends the writer if nothing is queued, giving back the

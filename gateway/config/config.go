@@ -15,12 +15,14 @@ const (
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultMaxMessageBytes = 64 << 10
 	DefaultSendQueue       = 256
+	DefaultSendQueueBytes  = 1 << 20
 	DefaultOnFull          = OnFullClose
 	DefaultPingInterval    = 30 * time.Second
 	DefaultIdleTimeout     = 60 * time.Second
 	DefaultMessageTimeout  = 10 * time.Second
 	DefaultBudget          = 250 * time.Millisecond
 	DefaultInbox           = 1024
+	DefaultInboxBytes      = 16 << 20
 	DefaultHandlerMemory   = 256 << 20
 )
 
@@ -95,6 +97,7 @@ type Endpoint struct {
 	States          int           // Lua states running the script
 	MaxMessageBytes int64         // largest message a client may send; larger closes with 1009
 	SendQueue       int           // messages queued per client
+	SendQueueBytes  int64         // bytes queued per client (frames being written included)
 	OnFull          OnFull        // what a full send queue does
 	PingInterval    time.Duration // keepalive ping period; 0 turns pings off
 	IdleTimeout     time.Duration // close a client that sends nothing for this long
@@ -108,6 +111,7 @@ type Endpoint struct {
 	CompressionContextTakeover bool
 	Budget                     time.Duration  // how long one Lua handler call may run
 	Inbox                      int            // events queued per Lua state
+	InboxBytes                 int64          // bytes of the messages queued per Lua state
 	HandlerMemory              int64          // how much one handler call may grow the heap before it is stopped; 0: no limit
 	Options                    map[string]any // free-form settings handed to the script as `options`
 	Auth                       *Auth          // sign-in with tokens; nil: no sign-in, everyone is a guest
@@ -156,12 +160,14 @@ func defaultEndpoint() Endpoint {
 		States:          AutoStates(),
 		MaxMessageBytes: DefaultMaxMessageBytes,
 		SendQueue:       DefaultSendQueue,
+		SendQueueBytes:  DefaultSendQueueBytes,
 		OnFull:          DefaultOnFull,
 		PingInterval:    DefaultPingInterval,
 		IdleTimeout:     DefaultIdleTimeout,
 		MessageTimeout:  DefaultMessageTimeout,
 		Budget:          DefaultBudget,
 		Inbox:           DefaultInbox,
+		InboxBytes:      DefaultInboxBytes,
 		HandlerMemory:   DefaultHandlerMemory,
 		Options:         map[string]any{},
 	}

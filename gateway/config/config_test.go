@@ -28,6 +28,7 @@ endpoints:
     states: 3
     max_message_bytes: 1MiB
     send_queue: 16
+    send_queue_bytes: 64KiB
     on_full: drop
     ping_interval: 5s
     idle_timeout: 20s
@@ -35,6 +36,7 @@ endpoints:
     origins: ["https://example.com", "*"]
     budget: 50ms
     inbox: 10
+    inbox_bytes: 2MiB
     handler_memory: 64MiB
     compression: true
     compression_context_takeover: true
@@ -58,12 +60,12 @@ metrics: {expose: public}
 		File: file, Listen: "0.0.0.0:9000", ShutdownTimeout: 3 * time.Second,
 		Endpoints: []Endpoint{{
 			Line: 4, Path: "/echo", Script: filepath.Join(dir, "echo.lua"), States: 3, MaxMessageBytes: 1 << 20,
-			SendQueue: 16, OnFull: OnFullDrop, PingInterval: 5 * time.Second, IdleTimeout: 20 * time.Second,
-			MessageTimeout: 3 * time.Second, Origins: []string{"https://example.com", "*"}, Budget: 50 * time.Millisecond, Inbox: 10, HandlerMemory: 64 << 20,
+			SendQueue: 16, SendQueueBytes: 64 << 10, OnFull: OnFullDrop, PingInterval: 5 * time.Second, IdleTimeout: 20 * time.Second,
+			MessageTimeout: 3 * time.Second, Origins: []string{"https://example.com", "*"}, Budget: 50 * time.Millisecond, Inbox: 10, InboxBytes: 2 << 20, HandlerMemory: 64 << 20,
 			Compression: true, CompressionContextTakeover: true,
 			Options: map[string]any{"greeting": "hi", "n": 3, "list": []any{1, "two"}},
 		}},
-		Static: []Static{{Line: 24, Prefix: "/", Dir: filepath.Join(dir, "www")}},
+		Static: []Static{{Line: 26, Prefix: "/", Dir: filepath.Join(dir, "www")}},
 		Limits: Limits{MaxConnections: 500, MaxPerIP: 20, HandshakeTimeout: 2 * time.Second,
 			HTTPIdleTimeout: 4 * time.Second, MaxHeaderBytes: 8 << 10},
 		TLS:          &TLS{Cert: filepath.Join(dir, "echo.lua"), Key: filepath.Join(dir, "echo.lua")},
@@ -87,9 +89,9 @@ func TestDefaults(t *testing.T) {
 		cfg.Limits != (Limits{MaxConnections: DefaultMaxConnections, HandshakeTimeout: DefaultHandshakeTimeout,
 			HTTPIdleTimeout: DefaultHTTPIdleTimeout, MaxHeaderBytes: DefaultMaxHeaderBytes}) ||
 		cfg.Metrics.Expose != ExposeLoopback || ep.MessageTimeout != DefaultMessageTimeout || ep.States != AutoStates() ||
-		ep.MaxMessageBytes != DefaultMaxMessageBytes || ep.SendQueue != DefaultSendQueue || ep.OnFull != OnFullClose ||
+		ep.MaxMessageBytes != DefaultMaxMessageBytes || ep.SendQueue != DefaultSendQueue || ep.SendQueueBytes != DefaultSendQueueBytes || ep.OnFull != OnFullClose ||
 		ep.PingInterval != DefaultPingInterval || ep.IdleTimeout != DefaultIdleTimeout || ep.Budget != DefaultBudget ||
-		ep.Inbox != DefaultInbox || ep.HandlerMemory != DefaultHandlerMemory || ep.Options == nil || len(ep.Origins) != 0 {
+		ep.Inbox != DefaultInbox || ep.InboxBytes != DefaultInboxBytes || ep.HandlerMemory != DefaultHandlerMemory || ep.Options == nil || len(ep.Origins) != 0 {
 		t.Errorf("defaults not applied: %+v %+v", cfg, ep)
 	}
 }
