@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"sync"
 	"testing"
-	"time"
 )
 
 const (
@@ -62,29 +61,7 @@ func startCapped(t *testing.T, dir string, args ...string) *gatewayProc {
 	bin := cappedBinary(t)
 	cmd := exec.Command(prlimit, append([]string{"--as=" + strconv.Itoa(addressCap), "--", bin}, args...)...)
 	cmd.Dir = dir
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &gatewayProc{t: t, cmd: cmd, logs: &logLines{}, done: make(chan struct{})}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	started := make(chan string, 1)
-	go g.logs.collect(stderr, started)
-	go func() {
-		g.err = cmd.Wait()
-		close(g.done)
-	}()
-	t.Cleanup(func() { g.kill() })
-	select {
-	case g.addr = <-started:
-	case <-g.done:
-		t.Fatalf("moongate exited before listening: %v\n%s", g.err, g.logs)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("moongate did not start listening:\n%s", g.logs)
-	}
-	return g
+	return launch(t, cmd)
 }
 
 // peakRSS returns the gateway's peak resident memory so far (VmHWM), or

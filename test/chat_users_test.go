@@ -246,7 +246,11 @@ func TestChatJoinIsRateLimited(t *testing.T) {
 // 600 KB. A client that sends 100 joins at once gets 10 answers with
 // history (the default join_limit) and 90 small rate_limited errors.
 func TestChatRejoinFloodIsBounded(t *testing.T) {
-	g := startGateway(t, chatFiles(t, 2, "    max_message_bytes: 65536\n    options: {rate_limit: 1000, rate_window: 60}\n"))
+	// A send queue deep enough for the ten answers (600 KB each): this test
+	// is about the join limit; a reader too slow for the default 1 MiB is
+	// closed (TestMemoryAttackChatHistoryJoins).
+	g := startGateway(t, chatFiles(t, 2, "    max_message_bytes: 65536\n    send_queue_bytes: 64MiB\n"+
+		"    options: {rate_limit: 1000, rate_window: 60}\n"))
 	filler := login(t, g.url("/chat"), "filler")
 	filler.join("big")
 	text := strings.Repeat("\x01", 2000)

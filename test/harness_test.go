@@ -96,6 +96,14 @@ func startGatewayEnv(t testing.TB, dir string, env []string, args ...string) *ga
 	cmd := exec.Command(moongateBin, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
+	return launch(t, cmd)
+}
+
+// launch starts cmd, a moongate run, collects its log lines and waits
+// until it listens. g.done is closed once the process has exited and every
+// line it wrote has been collected.
+func launch(t testing.TB, cmd *exec.Cmd) *gatewayProc {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -105,8 +113,13 @@ func startGatewayEnv(t testing.TB, dir string, env []string, args ...string) *ga
 		t.Fatal(err)
 	}
 	started := make(chan string, 1)
-	go g.logs.collect(stderr, started)
+	collected := make(chan struct{})
 	go func() {
+		defer close(collected)
+		g.logs.collect(stderr, started)
+	}()
+	go func() {
+		<-collected // Wait closes the pipe: read it to the end first
 		g.err = cmd.Wait()
 		close(g.done)
 	}()
@@ -178,6 +191,7 @@ func (l *logLines) collect(r io.Reader, started chan<- string) {
 			started <- m["listen"].(string)
 		}
 	}
+	io.Copy(io.Discard, r) // past a line too long to scan: keep the pipe flowing
 }
 
 func (l *logLines) find(parts ...string) (map[string]any, bool) {
