@@ -14,17 +14,25 @@ const (
 	// reached, the history of a room without members is dropped to make
 	// room; when every such room has members, the new entry is not kept.
 	MaxHistoryRooms = 10000
+	// MaxHistoryBytes bounds the entries of all rooms together. Past it,
+	// the histories of rooms without members are dropped, then the oldest
+	// entries of the room being published to; an entry larger than the
+	// whole bound is not kept.
+	MaxHistoryBytes = 64 << 20
 )
 
 // histories holds the recent entries published to each room. It outlives
 // membership: a room that empties keeps its history for the next joiner.
 type histories struct {
-	mu    sync.Mutex
-	rooms map[string][]string
+	mu       sync.Mutex
+	rooms    map[string][]string
+	bytes    int // of every entry kept
+	maxBytes int // MaxHistoryBytes, or less in tests
 }
 
-// add appends entry to room's history, keeping the last keep entries.
-// isEmpty reports whether a room has no members (for eviction).
+// add appends entry to room's history, keeping the last keep entries and
+// the total within the byte bound. isEmpty reports whether a room has no
+// members (for eviction).
 func (hs *histories) add(room, entry string, keep int, isEmpty func(string) bool) {
 	keep = min(keep, MaxHistory)
 	hs.mu.Lock()
@@ -32,23 +40,50 @@ func (hs *histories) add(room, entry string, keep int, isEmpty func(string) bool
 	if hs.rooms == nil {
 		hs.rooms = make(map[string][]string)
 	}
+	if hs.maxBytes == 0 {
+		hs.maxBytes = MaxHistoryBytes
+	}
+	if len(entry) > hs.maxBytes {
+		return
+	}
 	entries, ok := hs.rooms[room]
-	if !ok && len(hs.rooms) >= MaxHistoryRooms && !hs.evictOne(isEmpty) {
+	if !ok && len(hs.rooms) >= MaxHistoryRooms && !hs.evictOne(room, isEmpty) {
 		return
 	}
 	entries = append(entries, entry)
-	if len(entries) > keep {
-		n := copy(entries, entries[len(entries)-keep:])
-		clear(entries[n:])
-		entries = entries[:n]
+	hs.bytes += len(entry)
+	entries = hs.dropOldest(entries, len(entries)-keep)
+	for hs.bytes > hs.maxBytes && hs.evictOne(room, isEmpty) {
+	}
+	if over := hs.bytes - hs.maxBytes; over > 0 {
+		n := 0
+		for dropped := 0; dropped < over; n++ {
+			dropped += len(entries[n])
+		}
+		entries = hs.dropOldest(entries, n)
 	}
 	hs.rooms[room] = entries
 }
 
-// evictOne drops the history of one room without members.
-func (hs *histories) evictOne(isEmpty func(string) bool) bool {
-	for name := range hs.rooms {
-		if isEmpty(name) {
+// dropOldest removes the first n (if positive) of a room's entries.
+func (hs *histories) dropOldest(entries []string, n int) []string {
+	if n <= 0 {
+		return entries
+	}
+	for _, e := range entries[:n] {
+		hs.bytes -= len(e)
+	}
+	kept := copy(entries, entries[n:])
+	clear(entries[kept:])
+	return entries[:kept]
+}
+
+// evictOne drops the history of one room without members, other than
+// keep.
+func (hs *histories) evictOne(keep string, isEmpty func(string) bool) bool {
+	for name, entries := range hs.rooms {
+		if name != keep && isEmpty(name) {
+			hs.dropOldest(entries, len(entries))
 			delete(hs.rooms, name)
 			return true
 		}

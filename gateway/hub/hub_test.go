@@ -1,8 +1,10 @@
 package hub
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -159,5 +161,36 @@ func TestJoinSeesEachPublishOnce(t *testing.T) {
 		if got := len(histories[i]) + c.Queued(); got != 500 {
 			t.Errorf("joiner %d: %d in history + %d live = %d, want 500", i, len(histories[i]), c.Queued(), got)
 		}
+	}
+}
+
+func TestHistoryIsBoundedInBytes(t *testing.T) {
+	hs := &histories{maxBytes: 1000}
+	empty := func(room string) bool { return room[0] == 'a' } // rooms b and c have members
+	entry := strings.Repeat("x", 100)
+	for i := range 5 { // rooms a0..a4: 500 bytes
+		hs.add(fmt.Sprintf("a%d", i), entry, 10, empty)
+	}
+	for range 20 { // 2,000 bytes to room b
+		hs.add("b", entry, 50, empty)
+	}
+	if hs.bytes > 1000 {
+		t.Fatalf("%d bytes kept, bound 1000", hs.bytes)
+	}
+	if len(hs.rooms) != 1 || len(hs.last("b", -1)) != 10 {
+		t.Errorf("rooms %d, b keeps %d: want the empty rooms dropped first, then b's oldest entries", len(hs.rooms), len(hs.last("b", -1)))
+	}
+	hs.add("c", strings.Repeat("y", 1001), 10, empty)
+	if hs.last("c", -1) != nil || hs.bytes > 1000 {
+		t.Errorf("an entry larger than the bound was kept")
+	}
+	total := 0
+	for _, entries := range hs.rooms {
+		for _, e := range entries {
+			total += len(e)
+		}
+	}
+	if total != hs.bytes {
+		t.Errorf("counted %d bytes, hold %d", hs.bytes, total)
 	}
 }
