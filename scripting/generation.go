@@ -201,6 +201,9 @@ func (s *Service) update(ep config.Endpoint, src []byte, current func() bool) (c
 	old := s.gen
 	s.mu.RUnlock()
 	if versionOf(src) == old.version && ep.Equal(old.ep) {
+		if s.status.recovered() {
+			s.log.Info("script recovered: the file holds the running version again", "script", ep.Script, "version", old.version)
+		}
 		return false, nil
 	}
 	gen, err := s.build(ep, src, old.version)
@@ -263,6 +266,15 @@ func (b *statusBox) loaded(version string) {
 		b.st.Reloads++
 	}
 	b.st.Version, b.st.LoadedAt = version, time.Now()
+}
+
+// recovered clears the last error, reporting whether there was one.
+func (b *statusBox) recovered() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	had := b.st.LastError != ""
+	b.st.LastError, b.st.LastErrorAt = "", time.Time{}
+	return had
 }
 
 func (b *statusBox) failed(err error) {

@@ -173,3 +173,25 @@ return {
 		}
 	}
 }
+
+// TestListenGivenOnTheCommandLineIsNotAChange: with -listen, a reload does
+// not warn that the file's listen differs; a change of the file's own
+// listen is said once.
+func TestListenGivenOnTheCommandLineIsNotAChange(t *testing.T) {
+	g, dir := configGateway(t) // -listen 127.0.0.1:0; the file names none
+	c := dial(t, g.url("/word"))
+	for i, word := range []string{"two", "three"} {
+		writeFiles(t, dir, map[string]string{"config.yaml": wordConfig(word, "")})
+		eventually(t, "options "+word, func() bool { return ask(t, c, "x") == word+":x" })
+		if n := g.logs.count("listen changed"); n != 0 {
+			t.Fatalf("reload %d: %d warnings that listen changed", i+1, n)
+		}
+	}
+	for _, word := range []string{"four", "five"} {
+		writeFiles(t, dir, map[string]string{"config.yaml": "listen: 127.0.0.1:9\n" + wordConfig(word, "")})
+		eventually(t, "options "+word, func() bool { return ask(t, c, "x") == word+":x" })
+	}
+	if n := g.logs.count("listen changed"); n != 1 {
+		t.Errorf("%d warnings for one change of the file's listen, want 1", n)
+	}
+}

@@ -150,3 +150,21 @@ func TestSIGHUPAndTheReloadCommand(t *testing.T) {
 		t.Errorf("moongate reload of a broken script: %v\n%s", err, out)
 	}
 }
+
+// TestRestoringTheRunningScriptClearsTheError: a broken save, then the
+// running content saved back: the status's last error is cleared and the
+// log says the script recovered.
+func TestRestoringTheRunningScriptClearsTheError(t *testing.T) {
+	g, script := reloadGateway(t)
+	dir := filepath.Dir(script)
+	writeFiles(t, dir, map[string]string{"tag.lua": "return {"})
+	g.waitLog(`"script reload failed`)
+	if st := adminStatus(t, g); st["last_error"] == nil {
+		t.Fatalf("status after a broken save: %v", st)
+	}
+	writeFiles(t, dir, map[string]string{"tag.lua": tagScript("one")})
+	g.waitLog(`"script recovered`)
+	if st := adminStatus(t, g); st["last_error"] != nil || st["reloads"] != 0.0 {
+		t.Errorf("status after the running content came back: %v", st)
+	}
+}

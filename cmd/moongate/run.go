@@ -81,12 +81,13 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	fileListen := cfg.Listen
 	if f.listen != "" {
 		cfg.Listen = f.listen
 	}
 	ctx, stop := watchSignals(ctx, log)
 	defer stop()
-	if err := serve(ctx, cfg, log, f.watch); err != nil {
+	if err := serve(ctx, cfg, fileListen, log, f.watch); err != nil {
 		if !errors.Is(err, errShutdownCut) {
 			fmt.Fprintln(stderr, err)
 		}
@@ -127,8 +128,9 @@ func watchSignals(parent context.Context, log *slog.Logger) (ctx context.Context
 
 // serve starts the services and the server for cfg and runs them until ctx
 // is cancelled. The config and scripts reload on save (when watch is set),
-// on SIGHUP and on POST /admin/reload.
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, watch bool) error {
+// on SIGHUP and on POST /admin/reload. fileListen is the listen address the
+// config file names (cfg.Listen may be -listen's instead).
+func serve(ctx context.Context, cfg *config.Config, fileListen string, log *slog.Logger, watch bool) error {
 	if n, err := rlimit.RaiseOpenFiles(); err != nil {
 		log.Warn("open-file limit unchanged", "err", err)
 	} else {
@@ -149,6 +151,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, watch bool
 		return err
 	}
 	reloads := reload.New(cfg, services, srv, log, m)
+	reloads.ListenOverridden(fileListen)
 	shutDown := false // once serving stops, shutdown closes the services
 	defer func() {
 		if !shutDown { // serving failed or never started
@@ -227,13 +230,19 @@ func startReloading(ctx context.Context, reloads *reload.Manager, watch bool, lo
 			}
 		}
 	}()
-	if watch {
-		go func() {
-			if err := reloads.Watch(ctx); err != nil {
-				log.Error("watching files stopped", "err", err)
-			}
-		}()
+	if !watch {
+		return
 	}
+	w, err := reloads.NewWatcher() // before the gateway says it started: no save is missed
+	if err != nil {
+		log.Error("watching files failed: saves will not reload", "err", err)
+		return
+	}
+	go func() {
+		if err := w.Run(ctx); err != nil {
+			log.Error("watching files stopped", "err", err)
+		}
+	}()
 }
 
 // startServices starts the Lua service of every endpoint.

@@ -101,6 +101,10 @@ func TestErrorsNameFileLineAndField(t *testing.T) {
 	tests := []struct {
 		name, yaml, want string
 	}{
+		{"tab in an endpoint's fields", "endpoints:\n  - path: /echo\n\tscript: echo.lua\n",
+			`c.yaml:3: found a tab character that violates indentation (a tab: YAML indents with spaces only)`},
+		{"tab before a list item", "endpoints:\n\t- path: /echo\n",
+			`c.yaml:2: found character that cannot start any token (a tab: YAML indents with spaces only)`},
 		{"unknown top-level field", "listn: x\n" + head,
 			`c.yaml:1: unknown field "listn" (did you mean "listen"?)`},
 		{"unknown endpoint field", head + "    on_ful: drop\n",

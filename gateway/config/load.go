@@ -29,7 +29,7 @@ func Load(path string) (*Config, error) {
 // Parse validates data as the contents of file. Relative paths in it are
 // resolved against file's folder.
 func Parse(file string, data []byte) (*Config, error) {
-	d := &decoder{file: file, dir: filepath.Dir(file)}
+	d := &decoder{file: file, dir: filepath.Dir(file), data: data}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		d.syntaxError(err)
@@ -46,6 +46,7 @@ func Parse(file string, data []byte) (*Config, error) {
 type decoder struct {
 	file string
 	dir  string
+	data []byte // the file's content, for error messages
 	errs Errors
 }
 
@@ -64,10 +65,27 @@ func (d *decoder) syntaxError(err error) {
 	msg := err.Error()
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		d.errs = append(d.errs, &Error{File: d.file, Line: line, Msg: m[2]})
+		text := m[2]
+		if tab := d.tabNear(line); tab > 0 {
+			line, text = tab, text+" (a tab: YAML indents with spaces only)"
+		}
+		d.errs = append(d.errs, &Error{File: d.file, Line: line, Msg: text})
 		return
 	}
 	d.errs = append(d.errs, &Error{File: d.file, Msg: strings.TrimPrefix(msg, "yaml: ")})
+}
+
+// tabNear returns the line, the one YAML names or the next (YAML may name
+// the line before the tab), whose indentation holds a tab; 0 if neither.
+func (d *decoder) tabNear(line int) int {
+	lines := strings.Split(string(d.data), "\n")
+	for l := line; l >= 1 && l <= len(lines) && l <= line+1; l++ {
+		text := lines[l-1]
+		if indent := text[:len(text)-len(strings.TrimLeft(text, " \t"))]; strings.Contains(indent, "\t") {
+			return l
+		}
+	}
+	return 0
 }
 
 // fields decodes a mapping node: each known key's value goes to its

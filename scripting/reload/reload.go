@@ -35,8 +35,9 @@ type Manager struct {
 	metrics *metrics.Metrics
 	server  Server
 
-	mu        sync.Mutex // serializes reloads and guards what follows
-	cfg       *config.Config
+	mu         sync.Mutex // serializes reloads and guards what follows
+	cfg        *config.Config
+	fileListen string // listen as the config file said it when last read
 	services  map[string]*scripting.Service // endpoint path -> service
 	cfgState  ConfigStatus
 	retiring  sync.WaitGroup // services of removed endpoints, closing
@@ -46,8 +47,18 @@ type Manager struct {
 // New returns a manager for a gateway that serves cfg with services
 // (endpoint path -> service) through server.
 func New(cfg *config.Config, services map[string]*scripting.Service, server Server, log *slog.Logger, m *metrics.Metrics) *Manager {
-	return &Manager{log: log, metrics: m, server: server, cfg: cfg, services: services,
+	return &Manager{log: log, metrics: m, server: server, cfg: cfg, services: services, fileListen: cfg.Listen,
 		cfgState: ConfigStatus{File: cfg.File, LoadedAt: time.Now()}}
+}
+
+// ListenOverridden tells the manager that the gateway listens on an
+// address given on the command line instead of fileListen, the one in the
+// config file: reloads keep the running address and warn only when the
+// file's own listen changes.
+func (m *Manager) ListenOverridden(fileListen string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.fileListen = fileListen
 }
 
 // Services returns the services now running, by endpoint path.
@@ -176,10 +187,11 @@ func (m *Manager) reloadConfigFile(src []byte, current func() bool) error {
 		m.log.Error("config reload failed; the running config stays", "config", m.cfg.File, "err", err.Error())
 		return err
 	}
-	if next.Listen != m.cfg.Listen {
+	if next.Listen != m.fileListen { // said once per change of the file's listen
 		m.log.Warn("listen changed in the config: it takes effect after a restart", "running", m.cfg.Listen, "config", next.Listen)
-		next.Listen = m.cfg.Listen
+		m.fileListen = next.Listen
 	}
+	next.Listen = m.cfg.Listen
 	if next.Equal(m.cfg) {
 		m.cfg = next // only where things stand in the file moved
 		return nil

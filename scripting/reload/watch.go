@@ -33,23 +33,48 @@ const (
 // Watch reloads what is saved until ctx is done: the config file and the
 // scripts. It watches their folders, so a save by rename-and-replace is
 // seen too; a file missing when it is looked at is left alone until it
-// appears.
+// appears. It is NewWatcher, then Run.
 func (m *Manager) Watch(ctx context.Context) error {
-	w, err := fsnotify.NewWatcher()
+	w, err := m.NewWatcher()
 	if err != nil {
-		return fmt.Errorf("watch: %w", err)
-	}
-	defer w.Close()
-	folders := map[string]bool{}
-	if err := m.watchFolders(w, folders); err != nil {
 		return err
 	}
+	return w.Run(ctx)
+}
+
+// Watcher watches a manager's files; a save is seen from the moment
+// NewWatcher returns.
+type Watcher struct {
+	m       *Manager
+	fs      *fsnotify.Watcher
+	folders map[string]bool
+}
+
+// NewWatcher starts watching the folders of the config and the scripts.
+// Nothing is reloaded until Run.
+func (m *Manager) NewWatcher() (*Watcher, error) {
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, fmt.Errorf("watch: %w", err)
+	}
+	w := &Watcher{m: m, fs: fw, folders: map[string]bool{}}
+	if err := m.watchFolders(fw, w.folders); err != nil {
+		fw.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// Run reloads what is saved until ctx is done, then stops watching.
+func (w *Watcher) Run(ctx context.Context) error {
+	defer w.fs.Close()
+	m := w.m
 	pending := map[string][]byte{} // saved files -> their content at the last look (nil: not looked at yet)
 	look := time.NewTimer(time.Hour)
 	look.Stop()
 	for {
 		select {
-		case ev, ok := <-w.Events:
+		case ev, ok := <-w.fs.Events:
 			if !ok {
 				return nil
 			}
@@ -57,7 +82,7 @@ func (m *Manager) Watch(ctx context.Context) error {
 				pending[name] = nil // changed since any look
 				look.Reset(Quiet)
 			}
-		case err, ok := <-w.Errors:
+		case err, ok := <-w.fs.Errors:
 			if !ok {
 				return nil
 			}
@@ -66,7 +91,7 @@ func (m *Manager) Watch(ctx context.Context) error {
 			if m.lookAtPending(pending) {
 				look.Reset(Settle)
 			}
-			if err := m.watchFolders(w, folders); err != nil {
+			if err := m.watchFolders(w.fs, w.folders); err != nil {
 				m.log.Warn("watching files", "err", err)
 			}
 		case <-ctx.Done():
