@@ -37,11 +37,11 @@ type Manager struct {
 
 	mu         sync.Mutex // serializes reloads and guards what follows
 	cfg        *config.Config
-	fileListen string // listen as the config file said it when last read
-	services  map[string]*scripting.Service // endpoint path -> service
-	cfgState  ConfigStatus
-	retiring  sync.WaitGroup // services of removed endpoints, closing
-	retiringN atomic.Int32   // how many of them are still closing
+	fileListen string                        // listen as the config file said it when last read
+	services   map[string]*scripting.Service // endpoint path -> service
+	cfgState   ConfigStatus
+	retiring   sync.WaitGroup // services of removed endpoints, closing
+	retiringN  atomic.Int32   // how many of them are still closing
 }
 
 // New returns a manager for a gateway that serves cfg with services
