@@ -168,3 +168,21 @@ func TestRestoringTheRunningScriptClearsTheError(t *testing.T) {
 		t.Errorf("status after the running content came back: %v", st)
 	}
 }
+
+// TestTheReloadCommandFindsTheGatewayByItsConfig: started with -listen,
+// the gateway does not listen where its config says; `moongate reload
+// -config` reaches it all the same.
+func TestTheReloadCommandFindsTheGatewayByItsConfig(t *testing.T) {
+	g, script := reloadGateway(t, "-watch=false")
+	dir := filepath.Dir(script)
+	c := dial(t, g.url("/tag"))
+	writeFiles(t, dir, map[string]string{"tag.lua": tagScript("found")})
+	cmd := exec.Command(moongateBin, "reload", "-config", "config.yaml")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.HasPrefix(string(out), "/tag: reloaded, now ") {
+		t.Fatalf("moongate reload -config config.yaml: %v\n%s", err, out)
+	}
+	if got := ask(t, c, "x"); got != "found:x" {
+		t.Errorf("after the reload: %q", got)
+	}
+}

@@ -17,21 +17,26 @@ import (
 func reloadCommand(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("moongate reload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", defaultConfig, "config of the running gateway (for its listen address)")
-	addr := fs.String("addr", "", "address of the running gateway (overrides the config's listen)")
+	path := fs.String("config", defaultConfig, "config of the running gateway (to find where it listens)")
+	addr := fs.String("addr", "", "address of the running gateway (instead of finding it by its config)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	addrs := []string{*addr}
 	if *addr == "" {
 		cfg, err := config.Load(*path)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
-		*addr = cfg.Listen
+		// Where the gateway serving this config said it listens (-listen
+		// may have overridden the config), else the config's listen.
+		addrs = []string{cfg.Listen}
+		if recorded := readAddr(cfg.File); recorded != "" && recorded != cfg.Listen {
+			addrs = []string{recorded, cfg.Listen}
+		}
 	}
-	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Post("http://"+*addr+"/admin/reload", "application/json", nil)
+	resp, err := postReload(addrs)
 	if err != nil {
 		fmt.Fprintf(stderr, "moongate reload: %v\n", err)
 		return 1
@@ -45,7 +50,7 @@ func reloadCommand(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		fmt.Fprintf(stderr, "moongate reload: %s answered %s: %v\n", *addr, resp.Status, err)
+		fmt.Fprintf(stderr, "moongate reload: %s answered %s: %v\n", resp.Request.URL.Host, resp.Status, err)
 		return 1
 	}
 	failed := body.ConfigError != ""
@@ -67,4 +72,17 @@ func reloadCommand(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// postReload asks the first of addrs that answers to reload.
+func postReload(addrs []string) (*http.Response, error) {
+	client := &http.Client{Timeout: 30 * time.Second}
+	var err error
+	for _, addr := range addrs {
+		var resp *http.Response
+		if resp, err = client.Post("http://"+addr+"/admin/reload", "application/json", nil); err == nil {
+			return resp, nil
+		}
+	}
+	return nil, err
 }

@@ -170,6 +170,11 @@ func serve(ctx context.Context, cfg *config.Config, fileListen string, log *slog
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	removeAddr, err := writeAddr(cfg.File, ln.Addr().String())
+	if err != nil {
+		log.Warn("moongate reload will not find this gateway by its config", "err", err)
+	}
+	defer removeAddr()
 	bg, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
 	startReloading(bg, reloads, watch, log)
