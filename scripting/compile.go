@@ -8,15 +8,17 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/moongate/moongate/scripting/luaval"
 	lua "github.com/yuin/gopher-lua"
 	"github.com/yuin/gopher-lua/parse"
 )
 
 // ScriptError is a problem in a script, located as `script:line: message`.
 type ScriptError struct {
-	Script string
-	Line   int // 0 when unknown
-	Msg    string
+	Script    string
+	Line      int // 0 when unknown
+	Msg       string
+	Traceback string // the Lua stack when a handler failed, innermost call first; "" when unknown
 }
 
 func (e *ScriptError) Error() string {
@@ -78,13 +80,31 @@ var luaPosition = regexp.MustCompile(`^(.+?):(\d+): (?s)(.*)$`)
 // for script, keeping the position Lua reported.
 func runtimeError(script string, err error) *ScriptError {
 	msg := err.Error()
+	var trace string
 	var ae *lua.ApiError
 	if errors.As(err, &ae) && ae.Object != nil {
-		msg = ae.Object.String()
+		msg, trace = errorValue(ae.Object), ae.StackTrace
 	}
 	if m := luaPosition.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[2])
-		return &ScriptError{Script: m[1], Line: line, Msg: m[3]}
+		return &ScriptError{Script: m[1], Line: line, Msg: m[3], Traceback: trace}
 	}
-	return &ScriptError{Script: script, Msg: msg}
+	return &ScriptError{Script: script, Msg: msg, Traceback: trace}
+}
+
+// errorValue shows what a script raised: a string as it is, a table (as
+// in error({code = 1})) by its content in JSON, cut at 1 KiB.
+func errorValue(v lua.LValue) string {
+	t, ok := v.(*lua.LTable)
+	if !ok {
+		return v.String()
+	}
+	b, err := luaval.Encode(nil, t)
+	if err != nil {
+		return v.String()
+	}
+	if len(b) > 1024 {
+		b = append(b[:1024], "..."...)
+	}
+	return "error object " + string(b)
 }

@@ -266,6 +266,9 @@ func (st *state) report(handler string, c *client.Client, err error) {
 	if c != nil {
 		attrs = append(attrs, "client", c.ID())
 	}
+	if se, ok := err.(*ScriptError); ok && se.Traceback != "" {
+		attrs = append(attrs, "traceback", se.Traceback)
+	}
 	st.svc.log.Error("script error", attrs...)
 }
 
