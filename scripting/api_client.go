@@ -137,15 +137,64 @@ func optClient(L *lua.LState, n int) *client.Client {
 	return checkClient(L, n)
 }
 
-// messageKind reads an optional "text" / "binary" argument.
-func messageKind(L *lua.LState, n int) ws.OpCode {
-	switch kind := L.OptString(n, "text"); kind {
+// messageKind reads an optional "text" / "binary" argument at stack index
+// n; self is 1 for a method (whose self is not counted in errors), else 0.
+func messageKind(L *lua.LState, n, self int) ws.OpCode {
+	kind := "text"
+	if v := L.Get(n); v != lua.LNil {
+		kind = argString(L, n, self)
+	}
+	switch kind {
 	case "text":
 		return ws.OpText
 	case "binary":
 		return ws.OpBinary
 	default:
-		L.ArgError(n, `kind must be "text" or "binary"`)
+		L.ArgError(n-self, `kind must be "text" or "binary"`)
+		return 0
+	}
+}
+
+// Client methods count their arguments the Lua way: self is not one of
+// them, so in client:set(key, value) key is argument #1, as in
+// store.set(key, value). methodString and its kin read argument n of a
+// method, at stack index n+1.
+
+// argString returns the string (or number, as a string) at stack index n,
+// or raises an error naming argument n-self.
+func argString(L *lua.LState, n, self int) string {
+	switch v := L.Get(n).(type) {
+	case lua.LString:
+		return string(v)
+	case lua.LNumber:
+		return v.String()
+	default:
+		L.ArgError(n-self, "string expected, got "+v.Type().String())
+		return ""
+	}
+}
+
+// methodString returns argument n of a method as a string.
+func methodString(L *lua.LState, n int) string { return argString(L, n+1, 1) }
+
+// methodOptString returns argument n of a method, or def when it is nil.
+func methodOptString(L *lua.LState, n int, def string) string {
+	if L.Get(n+1) == lua.LNil {
+		return def
+	}
+	return methodString(L, n)
+}
+
+// methodOptInt returns argument n of a method as an int, or def when it
+// is nil.
+func methodOptInt(L *lua.LState, n, def int) int {
+	switch v := L.Get(n + 1).(type) {
+	case *lua.LNilType:
+		return def
+	case lua.LNumber:
+		return int(v)
+	default:
+		L.ArgError(n, "number expected, got "+v.Type().String())
 		return 0
 	}
 }
@@ -164,25 +213,25 @@ func pushSendResult(L *lua.LState, err error) int {
 // client:send(data [, kind]) -> true | false, reason
 func clientSend(L *lua.LState) int {
 	c := checkClient(L, 1)
-	data := L.CheckString(2)
-	return pushSendResult(L, c.Send(wsproto.FrameString(messageKind(L, 3), data)))
+	data := methodString(L, 1)
+	return pushSendResult(L, c.Send(wsproto.FrameString(messageKind(L, 3, 1), data)))
 }
 
 // client:close([code [, reason]])
 func clientClose(L *lua.LState) int {
 	c := checkClient(L, 1)
-	code := ws.StatusCode(L.OptInt(2, int(ws.StatusNormalClosure)))
+	code := ws.StatusCode(methodOptInt(L, 1, int(ws.StatusNormalClosure)))
 	if !wsproto.ValidCloseCode(code) {
-		L.ArgError(2, "close code must be 1000-1003, 1007-1014 or 3000-4999")
+		L.ArgError(1, "close code must be 1000-1003, 1007-1014 or 3000-4999")
 	}
-	c.Close(code, L.OptString(3, ""))
+	c.Close(code, methodOptString(L, 2, ""))
 	return 0
 }
 
 // client:get(key) -> value
 func clientGet(L *lua.LState) int {
 	c := checkClient(L, 1)
-	v, _ := c.Attr(L.CheckString(2))
+	v, _ := c.Attr(methodString(L, 1))
 	lv, err := luaval.FromGo(L, v)
 	if err != nil {
 		L.RaiseError("client:get: %v", err)
@@ -194,10 +243,10 @@ func clientGet(L *lua.LState) int {
 // client:set(key, value); a nil value removes the attribute.
 func clientSet(L *lua.LState) int {
 	c := checkClient(L, 1)
-	key := L.CheckString(2)
+	key := methodString(L, 1)
 	v, err := luaval.ToGoFor(L, L.Get(3))
 	if err != nil {
-		L.ArgError(3, err.Error())
+		L.ArgError(2, err.Error())
 	}
 	c.SetAttr(key, v)
 	return 0
@@ -217,14 +266,14 @@ func clientAttrs(L *lua.LState) int {
 // client:query(name) -> the first value of a query parameter, or nil
 func clientQuery(L *lua.LState) int {
 	c := checkClient(L, 1)
-	pushOptString(L, c.Request().Query, L.CheckString(2))
+	pushOptString(L, c.Request().Query, methodString(L, 1))
 	return 1
 }
 
 // client:header(name) -> the first value of a request header, or nil
 func clientHeader(L *lua.LState) int {
 	c := checkClient(L, 1)
-	pushOptString(L, c.Request().Header, textproto.CanonicalMIMEHeaderKey(L.CheckString(2)))
+	pushOptString(L, c.Request().Header, textproto.CanonicalMIMEHeaderKey(methodString(L, 1)))
 	return 1
 }
 

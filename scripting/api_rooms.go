@@ -87,7 +87,7 @@ func (st *state) openRooms() {
 		"broadcast": func(L *lua.LState) int {
 			room, data := checkRoom(L, 1), L.CheckString(2)
 			except := optClient(L, 3)
-			frame := wsproto.FrameString(messageKind(L, 4), data)
+			frame := wsproto.FrameString(messageKind(L, 4, 0), data)
 			L.Push(lua.LNumber(h.Broadcast(room, frame, except)))
 			return 1
 		},

@@ -1,0 +1,56 @@
+package scripting
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moongate/moongate/gateway"
+	"github.com/moongate/moongate/gateway/config"
+	"github.com/moongate/moongate/gateway/gatewaytest"
+	"github.com/moongate/moongate/gateway/metrics"
+)
+
+// TestArgumentNumbersCountTheLuaWay: a client method's errors number its
+// arguments without self, as Lua does, so client:set and store.set name
+// the same argument #1 for the key.
+func TestArgumentNumbersCountTheLuaWay(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "args.lua")
+	script := `return { message = function(c, d)
+  local calls = {
+    set = function() c:set() end,
+    store = function() store.set() end,
+    setvalue = function() c:set("k", function() end) end,
+    get = function() c:get({}) end,
+    send = function() c:send() end,
+    kind = function() c:send("x", "purple") end,
+    close = function() c:close("soon") end,
+  }
+  local _, err = pcall(calls[d])
+  c:send(tostring(err))
+end }`
+	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ep := config.DefaultEndpoint("/ws", path)
+	ep.States, ep.Budget = 1, time.Second
+	m := metrics.New()
+	svc, err := New(ep, slog.New(slog.DiscardHandler), m.Endpoint(ep.Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	addr := gatewaytest.Start(t, &config.Config{Endpoints: []config.Endpoint{ep}}, map[string]gateway.Service{"/ws": svc}, m).Addr
+	c := dialScript(t, addr, nil)
+	for call, want := range map[string]string{
+		"set": "bad argument #1", "store": "bad argument #1", "setvalue": "bad argument #2",
+		"get": "bad argument #1", "send": "bad argument #1", "kind": "bad argument #2", "close": "bad argument #1",
+	} {
+		if got := roundTrip(t, c, call); !strings.Contains(got, want) {
+			t.Errorf("%s: %q, want %q", call, got, want)
+		}
+	}
+}
