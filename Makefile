@@ -22,8 +22,10 @@ fuzz:
 browser-deps:
 	@bash .ci/ensure-chromium
 
+# bin/moongate and bin/moongate-bench; `go install ./cmd/moongate` puts moongate in $(go env GOPATH)/bin instead.
 build:
 	$(GO) build ./...
+	$(GO) build -o bin/ ./cmd/moongate ./cmd/moongate-bench
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
