@@ -77,6 +77,9 @@ func (s *Service) build(ep config.Endpoint, src []byte, previous string) (*gener
 			return nil, err
 		}
 	}
+	for _, w := range unknownHandlers(ep.Script, gen.states[0].returned) {
+		s.log.Warn("script returns a function no event calls", "warning", w)
+	}
 	if err := gen.states[0].startUp(previous); err != nil {
 		gen.close()
 		return nil, err

@@ -224,32 +224,6 @@ func (s *Service) String() string {
 	return fmt.Sprintf("service %s (%s)", ep.Path, ep.Script)
 }
 
-// Check compiles the endpoint's script and runs its top level in one Lua
-// state, under the budget, reporting the first problem as a *ScriptError,
-// without starting the service.
-func Check(ep config.Endpoint) error {
-	src, err := readScript(ep.Script)
-	if err != nil {
-		return err
-	}
-	proto, err := CompileSource(ep.Script, src)
-	if err != nil {
-		return err
-	}
-	s := &Service{metrics: metrics.Discard(), hub: hub.New(), store: store.New(0), log: slog.New(slog.DiscardHandler)}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-	defer s.wg.Wait()
-	defer s.cancel()
-	gen := &generation{ep: ep, ctx: s.ctx}
-	st := newState(s, gen, 0)
-	gen.states = []*state{st}
-	gen.done.Add(1)
-	s.startWatchdog(gen)
-	defer gen.done.Done() // stops the watchdog
-	defer st.L.Close()
-	return st.load(proto)
-}
-
 // Endpoint returns the endpoint config the service runs with.
 func (s *Service) Endpoint() config.Endpoint {
 	s.mu.RLock()

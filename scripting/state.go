@@ -51,6 +51,7 @@ type state struct {
 	inboxBytes inboxBytes
 
 	handlers  map[eventKind]*lua.LFunction
+	returned  *lua.LTable // the table the script's top level returned
 	durations [len(eventNames)]prometheus.Observer
 	clients   map[*client.Client]*lua.LUserData // userdata of the clients pinned here
 	timers    timers
@@ -101,6 +102,7 @@ func (st *state) load(proto *lua.FunctionProto) error {
 	ret := st.L.Get(-1)
 	st.L.Pop(1)
 	tbl, ok := ret.(*lua.LTable)
+	st.returned = tbl
 	if !ok {
 		return &ScriptError{Script: st.gen.ep.Script, Msg: fmt.Sprintf("the script must return a table of handlers, got %s", ret.Type())}
 	}

@@ -36,6 +36,14 @@ func TestCheckReportsFileLineProblems(t *testing.T) {
 			"boom.lua":    "local x = nil\nreturn x.field\n",
 			"config.yaml": "endpoints:\n  - path: /boom\n    script: boom.lua\n",
 		}, "boom.lua:2: attempt to index a non-table object(nil) with key 'field'"},
+		{"start fails", map[string]string{
+			"start.lua":   "return {\n  start = function() error('no table') end,\n  message = function() end,\n}\n",
+			"config.yaml": "endpoints:\n  - path: /start\n    script: start.lua\n",
+		}, "start.lua:2: no table"},
+		{"a handler name with a typo", map[string]string{
+			"typo.lua":    "return { mesage = function(c, d) c:send(d) end }\n",
+			"config.yaml": "endpoints:\n  - path: /typo\n    script: typo.lua\n",
+		}, `typo.lua: "mesage" is not a handler Moongate calls (did you mean "message"?)`},
 		{"script returns no handlers", map[string]string{
 			"none.lua":    "return 42\n",
 			"config.yaml": "endpoints:\n  - path: /none\n    script: none.lua\n",

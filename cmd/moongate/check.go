@@ -11,8 +11,10 @@ import (
 )
 
 // checkCommand validates a config and every script it names without
-// serving. It prints each problem as file:line: message and exits 1 when
-// there is any.
+// serving: each script's top level and start handler run in a throwaway
+// state, and a function the script returns under a name no event calls is
+// flagged ("mesage": did you mean "message"?). It prints each problem as
+// file:line: message and exits 1 when there is any.
 func checkCommand(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("moongate check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -27,7 +29,12 @@ func checkCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	failed := false
 	for _, ep := range cfg.Endpoints {
-		if err := scripting.Check(ep); err != nil {
+		warnings, err := scripting.Vet(ep)
+		for _, w := range warnings {
+			failed = true
+			fmt.Fprintln(stderr, w)
+		}
+		if err != nil {
 			failed = true
 			var se *scripting.ScriptError
 			if !errors.As(err, &se) {

@@ -45,8 +45,9 @@ func (es Errors) sorted() Errors {
 	return es
 }
 
-// suggest returns the known name closest to name, if it is a likely typo.
-func suggest(name string, known []string) string {
+// Suggest returns the known name closest to name when it is a likely typo
+// (at most two edits away), else "".
+func Suggest(name string, known []string) string {
 	best, bestDist := "", 3
 	for _, k := range known {
 		if d := editDistance(name, k); d < bestDist {

@@ -107,7 +107,7 @@ func (d *decoder) fields(n *yaml.Node, path string, handlers map[string]func(v *
 		switch {
 		case !ok:
 			msg := fmt.Sprintf("unknown field %q", key.Value)
-			if s := suggest(key.Value, known); s != "" {
+			if s := Suggest(key.Value, known); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
 			d.fail(key, path, "%s", msg)
