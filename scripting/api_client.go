@@ -120,13 +120,21 @@ func (st *state) clientValue(c *client.Client) lua.LValue {
 
 // checkClient returns the client at stack index n or raises an argument error.
 func checkClient(L *lua.LState, n int) *client.Client {
-	if ud, ok := L.Get(n).(*lua.LUserData); ok {
+	c, ok := clientOf(L.Get(n))
+	if !ok {
+		L.ArgError(n, "client expected")
+	}
+	return c
+}
+
+// clientOf returns the client a Lua value stands for.
+func clientOf(v lua.LValue) (*client.Client, bool) {
+	if ud, ok := v.(*lua.LUserData); ok {
 		if c, ok := ud.Value.(*client.Client); ok {
-			return c
+			return c, true
 		}
 	}
-	L.ArgError(n, "client expected")
-	return nil
+	return nil, false
 }
 
 // optClient returns the client at stack index n, or nil when it is nil.

@@ -3,6 +3,8 @@ package scripting
 import (
 	"time"
 
+	"github.com/moongate/moongate/gateway/store"
+
 	"github.com/moongate/moongate/scripting/luaval"
 	lua "github.com/yuin/gopher-lua"
 )
@@ -12,10 +14,19 @@ import (
 // tables of those; a ttl is in seconds (absent or 0: no expiry).
 //
 //	store.get(key) -> value | nil
-//	store.set(key, value [, ttl])
-//	store.add(key, value [, ttl]) -> true if key was absent and is now set
+//	store.set(key, value [, ttl | {ttl=, owner=, if_value=}]) -> with if_value, whether it was set
+//	store.add(key, value [, ttl | {ttl=, owner=}]) -> true if key was absent and is now set
 //	store.incr(key [, by [, ttl]]) -> the new whole number (ttl applies when the key is created)
 //	store.del(key [, if_value]) -> whether a value was removed (only if equal to if_value, when given)
+//	store.keys(prefix [, limit]) -> the keys starting with prefix, sorted (at most 1000)
+//	store.ttl(key) -> seconds left, -1 when it never expires, nil when absent
+//	store.expire(key, seconds) -> whether the key exists (0: never expires)
+//	store.push(key, value, max) -> the list's length, keeping its last max entries
+//	store.range(key [, from [, to]]) -> entries from..to (1-based; negative from the end)
+//	store.hincr(key, field [, by]) -> the field's new whole number
+//
+// A key set or added with {owner = client} is removed when that client
+// disconnects (a nick claim, a lock held by a connection).
 func (st *state) openStore() {
 	s := st.svc.store
 	st.setModule("store", map[string]lua.LGFunction{
@@ -29,17 +40,88 @@ func (st *state) openStore() {
 			return 1
 		},
 		"set": func(L *lua.LState) int {
-			if err := s.Set(L.CheckString(1), storeValue(L, 2), ttlArg(L, 3)); err != nil {
+			key, value, o := L.CheckString(1), storeValue(L, 2), setOptions(L, 3)
+			if o.ifValue != nil {
+				L.Push(lua.LBool(s.SetIf(key, value, o.ifValue, o.ttl)))
+				return 1
+			}
+			var err error
+			if o.owner != "" {
+				err = s.SetOwned(key, value, o.ttl, o.owner)
+			} else {
+				err = s.Set(key, value, o.ttl)
+			}
+			if err != nil {
 				L.RaiseError("store.set: %v", err)
 			}
 			return 0
 		},
 		"add": func(L *lua.LState) int {
-			ok, err := s.Add(L.CheckString(1), storeValue(L, 2), ttlArg(L, 3))
+			key, value, o := L.CheckString(1), storeValue(L, 2), setOptions(L, 3)
+			var ok bool
+			var err error
+			if o.owner != "" {
+				ok, err = s.AddOwned(key, value, o.ttl, o.owner)
+			} else {
+				ok, err = s.Add(key, value, o.ttl)
+			}
 			if err != nil {
 				L.RaiseError("store.add: %v", err)
 			}
 			L.Push(lua.LBool(ok))
+			return 1
+		},
+		"keys": func(L *lua.LState) int {
+			keys := s.Keys(L.CheckString(1), L.OptInt(2, store.MaxKeysListed))
+			t := L.CreateTable(len(keys), 0)
+			for _, k := range keys {
+				t.Append(lua.LString(k))
+			}
+			L.Push(t)
+			return 1
+		},
+		"ttl": func(L *lua.LState) int {
+			left, ok := s.TTL(L.CheckString(1))
+			switch {
+			case !ok:
+				L.Push(lua.LNil)
+			case left == 0:
+				L.Push(lua.LNumber(-1))
+			default:
+				L.Push(lua.LNumber(left.Seconds()))
+			}
+			return 1
+		},
+		"expire": func(L *lua.LState) int {
+			L.Push(lua.LBool(s.Expire(L.CheckString(1), ttlArg(L, 2))))
+			return 1
+		},
+		"push": func(L *lua.LState) int {
+			n, err := s.Push(L.CheckString(1), storeValue(L, 2), L.CheckInt(3))
+			if err != nil {
+				L.RaiseError("store.push: %v", err)
+			}
+			L.Push(lua.LNumber(n))
+			return 1
+		},
+		"range": func(L *lua.LState) int {
+			entries, err := s.Range(L.CheckString(1), L.OptInt(2, 1), L.OptInt(3, -1))
+			if err != nil {
+				L.RaiseError("store.range: %v", err)
+			}
+			lv, err := luaval.FromGo(L, entries)
+			if err != nil {
+				L.RaiseError("store.range: %v", err)
+			}
+			L.Push(luaval.Array(L, lv.(*lua.LTable)))
+			return 1
+		},
+		"hincr": func(L *lua.LState) int {
+			n, err := s.HIncr(L.CheckString(1), L.CheckString(2), L.OptInt64(3, 1))
+			if err != nil {
+				L.RaiseError("store.hincr: %v", err)
+			}
+			L.Push(lua.LNumber(n))
 			return 1
 		},
 		"incr": func(L *lua.LState) int {
@@ -78,4 +160,42 @@ func ttlArg(L *lua.LState, n int) time.Duration {
 		L.ArgError(n, "ttl must not be negative")
 	}
 	return time.Duration(secs * float64(time.Second))
+}
+
+// setOpts are the options of store.set and store.add.
+type setOpts struct {
+	ttl     time.Duration
+	owner   string // a client's id: the key goes when it disconnects
+	ifValue any    // set only if the current value equals it
+}
+
+// setOptions reads argument n of store.set/add: a ttl in seconds, or a
+// table {ttl =, owner = client, if_value =}.
+func setOptions(L *lua.LState, n int) setOpts {
+	t, ok := L.Get(n).(*lua.LTable)
+	if !ok {
+		return setOpts{ttl: ttlArg(L, n)}
+	}
+	var o setOpts
+	if secs, ok := t.RawGetString("ttl").(lua.LNumber); ok {
+		if secs < 0 {
+			L.ArgError(n, "ttl must not be negative")
+		}
+		o.ttl = time.Duration(float64(secs) * float64(time.Second))
+	}
+	if owner := t.RawGetString("owner"); owner != lua.LNil {
+		c, ok := clientOf(owner)
+		if !ok {
+			L.ArgError(n, "owner must be a client")
+		}
+		o.owner = c.ID()
+	}
+	if old := t.RawGetString("if_value"); old != lua.LNil {
+		v, err := luaval.ToGoFor(L, old)
+		if err != nil {
+			L.ArgError(n, "if_value: "+err.Error())
+		}
+		o.ifValue = v
+	}
+	return o
 }

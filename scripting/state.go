@@ -207,6 +207,7 @@ func (st *state) connect(ev event) error {
 // forget drops what the service holds for a client that is gone.
 func (st *state) forget(c *client.Client) {
 	st.svc.hub.Remove(c)
+	st.svc.store.ReleaseOwner(c.ID())
 	delete(st.clients, c)
 }
 

@@ -29,6 +29,7 @@ var (
 type Store struct {
 	mu      sync.Mutex
 	items   map[string]item
+	owned   map[string]map[string]struct{} // owner -> keys it was given (see SetOwned)
 	maxKeys int
 	now     func() time.Time
 }
@@ -36,6 +37,7 @@ type Store struct {
 type item struct {
 	value   any
 	expires time.Time // zero: never
+	owner   string    // "": none; else removed by ReleaseOwner(owner)
 }
 
 func (it item) live(now time.Time) bool { return it.expires.IsZero() || now.Before(it.expires) }
@@ -81,7 +83,7 @@ func (s *Store) Get(key string) (any, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	it, ok := s.lookup(key)
-	return it.value, ok
+	return plain(it.value), ok
 }
 
 // Set stores value under key, expiring after ttl (never when ttl <= 0).

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -108,5 +109,63 @@ func TestSweepEveryStops(t *testing.T) {
 	case <-done:
 	case <-time.After(time.Second):
 		t.Fatal("SweepEvery did not stop")
+	}
+}
+
+func TestRicherOperations(t *testing.T) {
+	s := New(0)
+	now := time.Unix(1000, 0)
+	s.now = func() time.Time { return now }
+	for _, k := range []string{"b:2", "a:1", "b:1", "c"} {
+		s.Set(k, "v", 0)
+	}
+	if got := s.Keys("b:", 10); !slices.Equal(got, []string{"b:1", "b:2"}) {
+		t.Errorf("Keys(b:) = %v", got)
+	}
+	if got := s.Keys("", 2); len(got) != 2 {
+		t.Errorf("Keys limit 2 = %v", got)
+	}
+	if !s.SetIf("c", "w", "v", 0) || s.SetIf("c", "x", "v", 0) {
+		t.Error("compare-and-set")
+	}
+	if left, ok := s.TTL("c"); !ok || left != 0 {
+		t.Errorf("TTL of a key without expiry: %v %v", left, ok)
+	}
+	s.Expire("c", 30*time.Second)
+	if left, _ := s.TTL("c"); left != 30*time.Second {
+		t.Errorf("TTL after Expire: %v", left)
+	}
+	if _, ok := s.TTL("missing"); ok {
+		t.Error("TTL of a missing key")
+	}
+	for i := range 5 {
+		s.Push("l", int64(i), 3)
+	}
+	if got, _ := s.Range("l", 1, -1); !slices.Equal(got, []any{int64(2), int64(3), int64(4)}) {
+		t.Errorf("Range = %v", got)
+	}
+	if got, _ := s.Range("l", -2, -1); !slices.Equal(got, []any{int64(3), int64(4)}) {
+		t.Errorf("Range(-2, -1) = %v", got)
+	}
+	s.HIncr("h", "yes", 2)
+	if n, _ := s.HIncr("h", "yes", 1); n != 3 {
+		t.Errorf("HIncr = %d", n)
+	}
+	if _, err := s.HIncr("l", "x", 1); !errors.Is(err, ErrWrongType) {
+		t.Errorf("HIncr on a list: %v", err)
+	}
+	if ok, _ := s.AddOwned("nick:ann", "c1", 0, "c1"); !ok {
+		t.Fatal("AddOwned")
+	}
+	s.SetOwned("lock", "c1", 0, "c1")
+	s.Set("lock", "c2", 0) // taken over without an owner: not c1's any more
+	if n := s.ReleaseOwner("c1"); n != 1 {
+		t.Errorf("ReleaseOwner removed %d keys, want 1", n)
+	}
+	if _, ok := s.Get("nick:ann"); ok {
+		t.Error("an owned key outlived its owner")
+	}
+	if v, _ := s.Get("lock"); v != "c2" {
+		t.Errorf("a key set since by someone else was removed: %v", v)
 	}
 }
