@@ -17,11 +17,12 @@
 //	numeric / decimal (Postgres)  string (the exact decimal text)
 //	blob / bytea                  []byte
 //	boolean                       bool (SQLite: a column declared BOOLEAN or BOOL)
-//	date, timestamp(tz)           time.Time (SQLite: a column declared DATE,
-//	                              DATETIME or TIMESTAMP holding a parsable time)
+//	date, timestamp(tz)           time.Time in UTC (SQLite: a column declared
+//	                              DATE, DATETIME or TIMESTAMP holding a
+//	                              parsable time; otherwise the text)
 //	arrays (Postgres)             []any of the above
 //
-// anything else PostgreSQL returns is given as its text. Arguments may be
+// anything else PostgreSQL returns (interval, inet, …) is given as its text. Arguments may be
 // nil, bool, int, int64, float64, string or []byte; anything else is
 // refused before the statement is sent.
 package db
@@ -143,6 +144,8 @@ func Open(ctx context.Context, cfg Config) (DB, error) {
 	switch cfg.Driver {
 	case "sqlite":
 		return openSQLite(ctx, cfg)
+	case "postgres":
+		return openPostgres(ctx, cfg)
 	default:
 		return nil, &Error{DB: cfg.Name, Op: "open", Err: fmt.Errorf("unknown driver %q (want sqlite or postgres)", cfg.Driver)}
 	}
