@@ -102,6 +102,9 @@ type DB interface {
 	// Tx runs fn in a transaction: committed when fn returns nil, rolled
 	// back when it returns an error (which Tx returns) or panics (the
 	// panic goes on). The transaction must not be used after fn returns.
+	// Inside fn, use the Tx, not the DB: on SQLite the transaction holds
+	// the only writer connection, so a write through the DB waits for it
+	// (and fails at its timeout).
 	Tx(ctx context.Context, fn func(Tx) error) error
 	// Close closes the pool; statements running are let finish.
 	Close() error
