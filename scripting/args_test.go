@@ -2,23 +2,17 @@ package scripting
 
 import (
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/moongate/moongate/gateway"
 	"github.com/moongate/moongate/gateway/config"
-	"github.com/moongate/moongate/gateway/gatewaytest"
-	"github.com/moongate/moongate/gateway/metrics"
 )
 
 // TestArgumentNumbersCountTheLuaWay: a client method's errors number its
 // arguments without self, as Lua does, so client:set and store.set name
 // the same argument #1 for the key.
 func TestArgumentNumbersCountTheLuaWay(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "args.lua")
 	script := `return { message = function(c, d)
   local calls = {
     set = function() c:set() end,
@@ -32,18 +26,9 @@ func TestArgumentNumbersCountTheLuaWay(t *testing.T) {
   local _, err = pcall(calls[d])
   c:send(tostring(err))
 end }`
-	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ep := config.DefaultEndpoint("/ws", path)
-	ep.States, ep.Budget = 1, time.Second
-	m := metrics.New()
-	svc, err := New(ep, slog.New(slog.DiscardHandler), m.Endpoint(ep.Path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
-	addr := gatewaytest.Start(t, &config.Config{Endpoints: []config.Endpoint{ep}}, map[string]gateway.Service{"/ws": svc}, m).Addr
+	addr := serveEndpoint(t, script, slog.New(slog.DiscardHandler), func(ep *config.Endpoint) {
+		ep.States, ep.Budget = 1, time.Second
+	})
 	c := dialScript(t, addr, nil)
 	for call, want := range map[string]string{
 		"set": "bad argument #1", "store": "bad argument #1", "setvalue": "bad argument #2",

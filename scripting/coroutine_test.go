@@ -3,17 +3,12 @@ package scripting
 import (
 	"context"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/moongate/moongate/gateway"
 	"github.com/moongate/moongate/gateway/config"
-	"github.com/moongate/moongate/gateway/gatewaytest"
-	"github.com/moongate/moongate/gateway/metrics"
 )
 
 const coroutineScript = `
@@ -48,20 +43,10 @@ return {
 // runaway loop inside a coroutine is stopped by the budget; a yield inside
 // pcall is a clear error, not a crash; wrap raises its coroutine's errors.
 func TestCoroutinesRunUnderTheResumersBudget(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "co.lua")
-	if err := os.WriteFile(path, []byte(coroutineScript), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ep := config.DefaultEndpoint("/ws", path)
-	ep.States, ep.Budget = 1, 50*time.Millisecond
-	m := metrics.New()
 	log := &syncBuffer{}
-	svc, err := New(ep, slog.New(slog.NewTextHandler(log, nil)), m.Endpoint(ep.Path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
-	addr := gatewaytest.Start(t, &config.Config{Endpoints: []config.Endpoint{ep}}, map[string]gateway.Service{"/ws": svc}, m).Addr
+	addr := serveEndpoint(t, coroutineScript, slog.New(slog.NewTextHandler(log, nil)), func(ep *config.Endpoint) {
+		ep.States, ep.Budget = 1, 50*time.Millisecond
+	})
 	c := dialScript(t, addr, nil)
 
 	expect := func(send, want string) {

@@ -68,14 +68,23 @@ func docExamples(doc string) []docExample {
 // returns the server's address.
 func serveScript(t *testing.T, script string, options map[string]any) string {
 	t.Helper()
+	return serveEndpoint(t, script, slog.New(slog.DiscardHandler), func(ep *config.Endpoint) {
+		ep.States, ep.Budget, ep.Options = 2, time.Second, options
+	})
+}
+
+// serveEndpoint runs script at /ws with the endpoint's defaults changed by
+// tune, logging to log, behind a real listener; it returns the address.
+func serveEndpoint(t *testing.T, script string, log *slog.Logger, tune func(*config.Endpoint)) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "example.lua")
 	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ep := config.DefaultEndpoint("/ws", path)
-	ep.States, ep.Budget, ep.Options = 2, time.Second, options
+	tune(&ep)
 	m := metrics.New()
-	svc, err := New(ep, slog.New(slog.DiscardHandler), m.Endpoint(ep.Path))
+	svc, err := New(ep, log, m.Endpoint(ep.Path))
 	if err != nil {
 		t.Fatal(err)
 	}
