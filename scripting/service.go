@@ -34,7 +34,9 @@ type Service struct {
 	metrics *metrics.Endpoint
 	hub     *hub.Hub
 	store   *store.Store
-	next    atomic.Uint32 // round robin over states for new clients
+	// databases are the gateway's databases (nil: none configured).
+	databases Databases
+	next      atomic.Uint32 // round robin over states for new clients
 
 	// mu is held for reading while an event is put in an inbox, and for
 	// writing while the current generation is replaced, so that no event
@@ -59,7 +61,7 @@ type pin int
 
 // New compiles the endpoint's script, loads it into ep.States Lua states,
 // runs the script's start handler, and returns the running service.
-func New(ep config.Endpoint, log *slog.Logger, m *metrics.Endpoint) (*Service, error) {
+func New(ep config.Endpoint, log *slog.Logger, m *metrics.Endpoint, opts ...Option) (*Service, error) {
 	src, err := readScript(ep.Script)
 	if err != nil {
 		return nil, err
@@ -71,6 +73,9 @@ func New(ep config.Endpoint, log *slog.Logger, m *metrics.Endpoint) (*Service, e
 	s := &Service{
 		metrics: m, hub: hub.New(), store: store.New(0), ctx: ctx, cancel: cancel,
 		log: log.With("endpoint", ep.Path),
+	}
+	for _, opt := range opts {
+		opt(s)
 	}
 	gen, err := s.build(ep, src, "")
 	if err != nil {

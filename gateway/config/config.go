@@ -41,7 +41,37 @@ type Config struct {
 	// docs/config.md for when the Host check applies.
 	AllowedHosts []string
 	Metrics      Metrics // who may read /metrics
+	// Databases are the databases services may use, by name; an
+	// endpoint lists the ones its script may reach.
+	Databases []Database
 }
+
+// Database is one item of the top-level `databases:` map.
+type Database struct {
+	Line    int           // where it is in the file
+	Name    string        // the key it is declared under; what scripts name
+	Driver  string        // "sqlite" or "postgres"
+	DSN     string        // SQLite: a file path, resolved against the config's folder; PostgreSQL: a URL
+	DSNEnv  string        // the environment variable holding the DSN, instead of DSN
+	Pool    int           // connections in the pool (SQLite: read connections); 0: the driver's default
+	Timeout time.Duration // how long one statement may take
+}
+
+// DefaultDBTimeout bounds one statement when a database names no timeout.
+const DefaultDBTimeout = 5 * time.Second
+
+// HTTP is what an endpoint's script may call over HTTP.
+type HTTP struct {
+	Allow            []string      // URL prefixes the script may call; empty: none
+	Timeout          time.Duration // how long one call may take, redirects included
+	MaxResponseBytes int64         // largest response body a call reads
+}
+
+// Defaults of an endpoint's `http:` section.
+const (
+	DefaultHTTPTimeout      = 5 * time.Second
+	DefaultMaxResponseBytes = 1 << 20
+)
 
 // Metrics says who may read /metrics.
 type Metrics struct {
@@ -115,6 +145,8 @@ type Endpoint struct {
 	HandlerMemory              int64          // how much one handler call may grow the heap before it is stopped; 0: no limit
 	Options                    map[string]any // free-form settings handed to the script as `options`
 	Auth                       *Auth          // sign-in with tokens; nil: no sign-in, everyone is a guest
+	Databases                  []string       // names of the databases (Config.Databases) the script may use
+	HTTP                       HTTP           // what the script may call over HTTP
 }
 
 // DefaultSecretEnv is the environment variable that holds the token secret
@@ -170,5 +202,6 @@ func defaultEndpoint() Endpoint {
 		InboxBytes:      DefaultInboxBytes,
 		HandlerMemory:   DefaultHandlerMemory,
 		Options:         map[string]any{},
+		HTTP:            HTTP{Timeout: DefaultHTTPTimeout, MaxResponseBytes: DefaultMaxResponseBytes},
 	}
 }

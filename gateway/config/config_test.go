@@ -64,6 +64,7 @@ metrics: {expose: public}
 			MessageTimeout: 3 * time.Second, Origins: []string{"https://example.com", "*"}, Budget: 50 * time.Millisecond, Inbox: 10, InboxBytes: 2 << 20, HandlerMemory: 64 << 20,
 			Compression: true, CompressionContextTakeover: true,
 			Options: map[string]any{"greeting": "hi", "n": 3, "list": []any{1, "two"}},
+			HTTP:    HTTP{Timeout: DefaultHTTPTimeout, MaxResponseBytes: DefaultMaxResponseBytes},
 		}},
 		Static: []Static{{Line: 26, Prefix: "/", Dir: filepath.Join(dir, "www")}},
 		Limits: Limits{MaxConnections: 500, MaxPerIP: 20, HandshakeTimeout: 2 * time.Second,
