@@ -20,6 +20,7 @@ func (st *state) installAPI() {
 	st.openRooms()
 	st.openTimer()
 	st.openStore()
+	st.openDB()
 	luaval.OpenJSON(st.L)
 	st.openLog()
 	st.openClock()

@@ -43,19 +43,31 @@ func (ts *timers) fire(id int64) {
 	ts.mu.Lock()
 	ts.fired = append(ts.fired, id)
 	ts.mu.Unlock()
+	ts.signal()
+}
+
+// signal makes ready hold a value.
+func (ts *timers) signal() {
 	select {
 	case ts.ready <- struct{}{}:
 	default: // already signalled
 	}
 }
 
-// takeFired returns the ids fired since the last call.
-func (ts *timers) takeFired() []int64 {
+// takeFired returns the first id fired and not yet taken (0 if none), and
+// whether more are waiting.
+func (ts *timers) takeFired() (id int64, more bool) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	ids := ts.fired
-	ts.fired = nil
-	return ids
+	if len(ts.fired) == 0 {
+		return 0, false
+	}
+	id = ts.fired[0]
+	ts.fired = ts.fired[1:]
+	if len(ts.fired) == 0 {
+		ts.fired = nil
+	}
+	return id, len(ts.fired) > 0
 }
 
 // stopAll cancels every pending timer.
@@ -107,17 +119,17 @@ func (st *state) schedule(L *lua.LState, repeat bool) int {
 	return 1
 }
 
-// runFired runs the callbacks of the timers that fired, handling one
-// waiting inbox event (a connect, a message) after each, so that timers
-// never starve the clients.
+// runFired runs the callback of the first timer that fired. When more
+// have fired it signals ready again, so that the event loop, which picks
+// among ready channels at random, takes inbox events (connects, messages)
+// between the callbacks and timers never starve the clients.
 func (st *state) runFired() {
-	for _, id := range st.timers.takeFired() {
+	id, more := st.timers.takeFired()
+	if more {
+		st.timers.signal()
+	}
+	if id != 0 {
 		st.fireTimer(id)
-		select {
-		case ev := <-st.inbox:
-			st.handle(ev)
-		default:
-		}
 	}
 }
 
@@ -131,7 +143,7 @@ func (st *state) fireTimer(id int64) {
 	if t.every == 0 {
 		delete(st.timers.m, id)
 	}
-	st.invoke(evTimer, nil, t.fn, 0)
+	st.invoke(evTimer, nil, t.fn, 0) //nolint:errcheck // reported
 	if t.every > 0 && st.timers.m[id] == t {
 		t.t.Reset(t.every)
 	}

@@ -75,7 +75,7 @@ func serveScript(t *testing.T, script string, options map[string]any) string {
 
 // serveEndpoint runs script at /ws with the endpoint's defaults changed by
 // tune, logging to log, behind a real listener; it returns the address.
-func serveEndpoint(t *testing.T, script string, log *slog.Logger, tune func(*config.Endpoint)) string {
+func serveEndpoint(t *testing.T, script string, log *slog.Logger, tune func(*config.Endpoint), opts ...Option) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "example.lua")
 	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
@@ -84,7 +84,7 @@ func serveEndpoint(t *testing.T, script string, log *slog.Logger, tune func(*con
 	ep := config.DefaultEndpoint("/ws", path)
 	tune(&ep)
 	m := metrics.New()
-	svc, err := New(ep, log, m.Endpoint(ep.Path))
+	svc, err := New(ep, log, m.Endpoint(ep.Path), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

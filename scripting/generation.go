@@ -105,8 +105,7 @@ func (s *Service) launch(gen *generation) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer gen.done.Done()
-			st.run()
+			st.run() // gen.done.Done() when the state closes
 		}()
 	}
 }
@@ -306,7 +305,9 @@ func (st *state) callDirect(kind eventKind, args ...lua.LValue) error {
 	if fn == nil {
 		return nil
 	}
-	err := st.protectedCall(fn, 0, args...)
+	st.cur = st.main
+	err := st.protectedCall(st.main, fn, 0, args...)
+	st.cur = nil
 	if err != nil {
 		st.report(eventNames[kind], nil, err)
 	}

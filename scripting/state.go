@@ -1,10 +1,8 @@
 package scripting
 
 import (
-	"context"
 	"fmt"
 	"net/http"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,15 +59,35 @@ type state struct {
 	// runningClock: the call is charged the CPU time it used, not the time
 	// it waited for a CPU. running is the number of the call under way (0
 	// when idle); the watchdog cancels runCtx when a call runs too long.
-	calls        uint64 // calls made so far; the running goroutine's own
+	//
+	// A handler suspended on a call (suspend.go) runs in several slices;
+	// each is a call here, and charged holds what the slices before it
+	// used. The watchdog publishes, in sliceSeen and sliceBase, the call it
+	// first saw and the thread's CPU time then, so that a slice ending in a
+	// wait can add what it used to its handler's account.
+	calls        uint64 // calls made so far; the baton holder's own
 	running      atomic.Uint64
 	runningClock atomic.Int32
-	runMu        sync.Mutex
-	runCancel    context.CancelFunc
-	stopReason   atomic.Int32  // why the watchdog stopped the last call
-	seenCall     uint64        // the watchdog's own: the call it last saw running
-	heapBase     uint64        // the watchdog's own: the heap when it first saw that call
-	cpuBase      time.Duration // the watchdog's own: the thread's CPU time then
+	current      atomic.Pointer[runner] // the runner of the running call
+	charged      atomic.Int64           // CPU time used by the running handler's earlier slices
+	runMu        sync.Mutex             // guards the runners' cancel functions against the watchdog
+	stopReason   atomic.Int32           // why the watchdog stopped the last call
+	sliceSeen    atomic.Uint64
+	sliceBase    atomic.Int64
+	seenCall     uint64 // the watchdog's own: the call it last saw running
+	heapBase     uint64 // the watchdog's own: the heap when it first saw that call
+	cpuBase      time.Duration
+
+	// Handlers and their suspension (suspend.go); all the baton holder's.
+	main     *runner   // the runner on L, for the top level and start
+	free     []*runner // runners with no handler
+	cur      *runner   // the runner of the handler running now, if any
+	serving  bool      // the event loop has started: a wait suspends
+	draining bool      // retired: finish what is queued and suspended, then close
+	waiting  int       // handlers suspended
+	deferred int       // events waiting in busy
+	busy     map[*client.Client][]event
+	resumed  chan *runner // suspended handlers whose call is done
 }
 
 // newState creates a sandboxed Lua state with the API installed; nothing
@@ -82,12 +100,15 @@ func newState(s *Service, gen *generation, index int) *state {
 		L:       newSandboxedState(),
 		inbox:   make(chan event, max(gen.ep.Inbox, 1)),
 		clients: make(map[*client.Client]*lua.LUserData),
+		busy:    make(map[*client.Client][]event),
+		resumed: make(chan *runner, maxSuspended),
 	}
 	st.timers.init()
 	for k, name := range eventNames {
 		st.durations[k] = s.metrics.Handler(name)
 	}
-	st.resetContext()
+	st.main = newRunner(st.L)
+	st.free = []*runner{st.main}
 	st.installAPI()
 	return st
 }
@@ -96,7 +117,7 @@ func newState(s *Service, gen *generation, index int) *state {
 // handler, and keeps the handlers the table it returns names.
 func (st *state) load(proto *lua.FunctionProto) error {
 	fn := st.L.NewFunctionFromProto(proto)
-	if err := st.protectedCall(fn, 1); err != nil {
+	if err := st.protectedCall(st.main, fn, 1); err != nil {
 		return err
 	}
 	ret := st.L.Get(-1)
@@ -122,39 +143,16 @@ func (st *state) load(proto *lua.FunctionProto) error {
 	return nil
 }
 
-// run is the state's goroutine: once its generation is ready it handles
-// events until the generation is retired or the service stops, then handles
-// what is left in the inbox and closes the state.
+// run is the state's goroutine: once its generation is ready it serves
+// events (suspend.go) until the generation is retired or the service stops,
+// then finishes what it holds and closes the state.
 func (st *state) run() {
 	select {
 	case <-st.gen.ready:
 	case <-st.svc.ctx.Done(): // stopped before it ever served
 	}
-	for {
-		select {
-		case ev := <-st.inbox:
-			st.handle(ev)
-		case <-st.timers.ready:
-			st.runFired()
-		case <-st.gen.ctx.Done():
-			st.drain()
-			st.timers.stopAll()
-			st.L.Close()
-			return
-		}
-	}
-}
-
-// drain handles the events already queued.
-func (st *state) drain() {
-	for {
-		select {
-		case ev := <-st.inbox:
-			st.handle(ev)
-		default:
-			return
-		}
-	}
+	st.serving = true
+	st.serve()
 }
 
 // The kinds of message handed to the message handler, boxed once.
@@ -174,9 +172,9 @@ func (st *state) handle(ev event) {
 		if ev.op == ws.OpBinary {
 			kind = binaryKind
 		}
-		st.callHandler(ev, 0, st.clientValue(ev.c), lua.LString(ev.data), kind)
+		st.callHandler(ev, 0, st.clientValue(ev.c), lua.LString(ev.data), kind) //nolint:errcheck // reported
 	case evClose:
-		st.callHandler(ev, 0, st.clientValue(ev.c), lua.LNumber(ev.how.Code), lua.LString(ev.how.Reason))
+		st.callHandler(ev, 0, st.clientValue(ev.c), lua.LNumber(ev.how.Code), lua.LString(ev.how.Reason)) //nolint:errcheck // reported
 		st.forget(ev.c)
 	case evBarrier:
 		close(ev.reply)
@@ -190,12 +188,12 @@ func (st *state) connect(ev event) error {
 	if fn == nil {
 		return nil
 	}
-	if err := st.callHandler(ev, 3, st.clientValue(ev.c), st.requestTable(ev.c)); err != nil {
+	rets, err := st.callHandler(ev, 3, st.clientValue(ev.c), st.requestTable(ev.c))
+	if err != nil {
 		st.forget(ev.c)
 		return refusal(http.StatusInternalServerError, "internal error")
 	}
-	ok, status, reason := st.L.Get(-3), st.L.Get(-2), st.L.Get(-1)
-	st.L.Pop(3)
+	ok, status, reason := rets[0], rets[1], rets[2]
 	if ok == lua.LNil || lua.LVAsBool(ok) {
 		return nil
 	}
@@ -212,41 +210,53 @@ func (st *state) forget(c *client.Client) {
 }
 
 // callHandler calls the script's handler for ev (if it has one) with args,
-// leaving nret results on the stack. Errors are logged and counted.
-func (st *state) callHandler(ev event, nret int, args ...lua.LValue) error {
+// returning its first nret results. Errors are logged and counted.
+func (st *state) callHandler(ev event, nret int, args ...lua.LValue) ([]lua.LValue, error) {
 	return st.invoke(ev.kind, ev.c, st.handlers[ev.kind], nret, args...)
 }
 
 // invoke calls fn as a handler of the given kind, about client c (or nil),
+// on a runner of its own (so that it may be suspended, see suspend.go),
 // timing it and logging and counting its error. A nil fn returns nret nils.
-func (st *state) invoke(kind eventKind, c *client.Client, fn *lua.LFunction, nret int, args ...lua.LValue) error {
-	if fn == nil {
-		for range nret {
-			st.L.Push(lua.LNil)
+func (st *state) invoke(kind eventKind, c *client.Client, fn *lua.LFunction, nret int, args ...lua.LValue) ([]lua.LValue, error) {
+	var rets []lua.LValue
+	if nret > 0 {
+		rets = make([]lua.LValue, nret)
+		for i := range rets {
+			rets[i] = lua.LNil
 		}
-		return nil
+	}
+	if fn == nil {
+		return rets, nil
 	}
 	begin := time.Now()
-	err := st.protectedCall(fn, nret, args...)
+	r := st.takeRunner(c)
+	prev := st.cur
+	st.cur = r
+	err := st.protectedCall(r, fn, nret, args...)
+	st.cur = prev
+	if err == nil {
+		for i := range rets {
+			rets[i] = r.L.Get(i - nret)
+		}
+	}
+	st.putRunner(r)
 	st.durations[kind].Observe(time.Since(begin).Seconds())
 	if err != nil {
 		st.report(eventNames[kind], c, err)
 	}
-	return err
+	return rets, err
 }
 
-// protectedCall calls fn under the budget, converting any error (a raised
-// error, a budget overrun) to a *ScriptError.
-func (st *state) protectedCall(fn *lua.LFunction, nret int, args ...lua.LValue) error {
-	runtime.LockOSThread()
-	st.calls++
-	st.runningClock.Store(int32(currentThreadClock()))
-	st.running.Store(st.calls)
-	err := st.L.CallByParam(lua.P{Fn: fn, NRet: nret, Protect: true}, args...)
-	st.running.Store(0)
-	runtime.UnlockOSThread()
-	if st.L.Context().Err() != nil {
-		st.resetContext()
+// protectedCall calls fn on r under the budget, converting any error (a
+// raised error, a budget overrun) to a *ScriptError.
+func (st *state) protectedCall(r *runner, fn *lua.LFunction, nret int, args ...lua.LValue) error {
+	r.used = 0
+	st.beginSlice(r)
+	err := r.L.CallByParam(lua.P{Fn: fn, NRet: nret, Protect: true}, args...)
+	st.endSlice()
+	if r.L.Context().Err() != nil {
+		r.resetContext(&st.runMu)
 		if err != nil {
 			se := runtimeError(st.gen.ep.Script, err)
 			se.Msg = fmt.Sprintf("handler stopped: it ran past its budget of %s", st.gen.budget())
@@ -275,18 +285,6 @@ func (st *state) report(handler string, c *client.Client, err error) {
 	st.svc.log.Error("script error", attrs...)
 }
 
-// resetContext gives the state a fresh context for the next handler.
-func (st *state) resetContext() {
-	ctx, cancel := context.WithCancel(context.Background())
-	st.runMu.Lock()
-	if st.runCancel != nil {
-		st.runCancel()
-	}
-	st.runCancel = cancel
-	st.runMu.Unlock()
-	st.L.SetContext(ctx)
-}
-
 // Why the watchdog stopped a handler.
 const (
 	stoppedForTime int32 = iota + 1
@@ -306,11 +304,13 @@ func (st *state) interruptIfOver(budget time.Duration, heap, memLimit uint64) {
 	clock := threadClock(st.runningClock.Load())
 	if call != st.seenCall {
 		st.seenCall, st.heapBase, st.cpuBase = call, heap, clock.now()
+		st.sliceBase.Store(int64(st.cpuBase))
+		st.sliceSeen.Store(call)
 		return
 	}
 	var reason int32
 	switch {
-	case clock.now()-st.cpuBase >= budget:
+	case time.Duration(st.charged.Load())+clock.now()-st.cpuBase >= budget:
 		reason = stoppedForTime
 	case memLimit > 0 && heap > st.heapBase+memLimit:
 		reason = stoppedForMemory
@@ -319,8 +319,8 @@ func (st *state) interruptIfOver(budget time.Duration, heap, memLimit uint64) {
 	}
 	st.runMu.Lock()
 	defer st.runMu.Unlock()
-	if st.running.Load() == call {
+	if r := st.current.Load(); st.running.Load() == call && r != nil {
 		st.stopReason.Store(reason)
-		st.runCancel()
+		r.cancel()
 	}
 }
