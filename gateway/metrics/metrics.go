@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -27,7 +28,16 @@ type Metrics struct {
 	scriptErrors   *prometheus.CounterVec
 	handlerSeconds *prometheus.HistogramVec
 	reloads        *prometheus.CounterVec
+	dbCalls        *prometheus.CounterVec
+	dbSeconds      *prometheus.HistogramVec
+	httpCalls      *prometheus.CounterVec
+	httpSeconds    *prometheus.HistogramVec
+	suspended      *prometheus.GaugeVec
 }
+
+// callBuckets are the duration buckets of database and HTTP calls: 0.5 ms
+// to about 33 s.
+var callBuckets = prometheus.ExponentialBuckets(0.0005, 4, 9)
 
 // New returns collectors registered in a fresh registry, together with the
 // Go runtime and process collectors.
@@ -53,10 +63,26 @@ func New() *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.00001, 4, 10)}, []string{"endpoint", "handler"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace,
 			Name: "script_reloads_total", Help: "Script reloads, by result (ok or error)."}, []string{"endpoint", "result"}),
+		dbCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace,
+			Name: "db_calls_total", Help: "Database calls made by services, by database and result (ok or error)."},
+			[]string{"endpoint", "database", "result"}),
+		dbSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace,
+			Name: "db_call_duration_seconds", Help: "Time a database call took, by database.",
+			Buckets: callBuckets}, []string{"endpoint", "database"}),
+		httpCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace,
+			Name: "http_calls_total", Help: "Outbound HTTP calls made by services, by host and result (ok or error); " +
+				"calls refused by the allow-list have host \"(refused)\"."},
+			[]string{"endpoint", "host", "result"}),
+		httpSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace,
+			Name: "http_call_duration_seconds", Help: "Time an outbound HTTP call took, by host.",
+			Buckets: callBuckets}, []string{"endpoint", "host"}),
+		suspended: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace,
+			Name: "suspended_handlers", Help: "Handlers waiting now for a database or HTTP call to end."}, perEndpoint),
 	}
 	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.connections, m.refused, m.messagesIn, m.messagesOut, m.bytesIn, m.bytesOut,
-		m.queueDrops, m.slowCloses, m.scriptErrors, m.handlerSeconds, m.reloads)
+		m.queueDrops, m.slowCloses, m.scriptErrors, m.handlerSeconds, m.reloads,
+		m.dbCalls, m.dbSeconds, m.httpCalls, m.httpSeconds, m.suspended)
 	return m
 }
 
@@ -86,6 +112,7 @@ func (m *Metrics) Endpoint(path string) *Endpoint {
 		QueueDrops:   m.queueDrops.WithLabelValues(path),
 		SlowCloses:   m.slowCloses.WithLabelValues(path),
 		ScriptErrors: m.scriptErrors.WithLabelValues(path),
+		Suspended:    m.suspended.WithLabelValues(path),
 	}
 }
 
@@ -102,6 +129,10 @@ type Endpoint struct {
 	QueueDrops   prometheus.Counter
 	SlowCloses   prometheus.Counter
 	ScriptErrors prometheus.Counter
+	// Suspended is the number of this endpoint's handlers waiting for a
+	// database or HTTP call (incremented when one yields, decremented when
+	// it resumes).
+	Suspended prometheus.Gauge
 }
 
 // Refused counts one refused upgrade request with a short reason label
@@ -123,6 +154,30 @@ func (e *Endpoint) Reloaded(ok bool) {
 		result = "error"
 	}
 	e.metrics.reloads.WithLabelValues(e.path, result).Inc()
+}
+
+// DBCall counts one call to the named database and observes how long it
+// took; err nil is result "ok", anything else "error".
+func (e *Endpoint) DBCall(database string, took time.Duration, err error) {
+	e.metrics.dbCalls.WithLabelValues(e.path, database, result(err)).Inc()
+	e.metrics.dbSeconds.WithLabelValues(e.path, database).Observe(took.Seconds())
+}
+
+// HTTPCall counts one outbound HTTP call to host and observes how long it
+// took; err nil is result "ok", anything else "error". Its signature is
+// that of outbound.Observer, so e.HTTPCall can be given to
+// outbound.WithObserver. Hosts come from the endpoint's allow-list (refused
+// calls are reported as "(refused)"), which keeps the label bounded.
+func (e *Endpoint) HTTPCall(host string, took time.Duration, err error) {
+	e.metrics.httpCalls.WithLabelValues(e.path, host, result(err)).Inc()
+	e.metrics.httpSeconds.WithLabelValues(e.path, host).Observe(took.Seconds())
+}
+
+func result(err error) string {
+	if err != nil {
+		return "error"
+	}
+	return "ok"
 }
 
 // Discard returns endpoint collectors registered nowhere, for code run
