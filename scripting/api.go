@@ -21,6 +21,7 @@ func (st *state) installAPI() {
 	st.openTimer()
 	st.openStore()
 	st.openDB()
+	st.openHTTP()
 	luaval.OpenJSON(st.L)
 	st.openLog()
 	st.openClock()

@@ -20,11 +20,11 @@ func (st *state) openDB() {
 	st.setModule("db", map[string]lua.LGFunction{
 		"query": func(L *lua.LState) int {
 			d := st.database(L, 1)
-			return st.dbQuery(L, d, L.CheckString(2), 3)
+			return st.dbQuery(L, d.Name(), d, L.CheckString(2), 3)
 		},
 		"exec": func(L *lua.LState) int {
 			d := st.database(L, 1)
-			return st.dbExec(L, d, L.CheckString(2), 3)
+			return st.dbExec(L, d.Name(), d, L.CheckString(2), 3)
 		},
 		"tx": func(L *lua.LState) int {
 			d := st.database(L, 1)
@@ -35,11 +35,11 @@ func (st *state) openDB() {
 	mt.RawSetString("__index", st.L.SetFuncs(st.L.NewTable(), map[string]lua.LGFunction{
 		"query": func(L *lua.LState) int {
 			tx := checkTx(L)
-			return st.dbQuery(L, tx.q, L.CheckString(2), 3)
+			return st.dbQuery(L, tx.db, tx.q, L.CheckString(2), 3)
 		},
 		"exec": func(L *lua.LState) int {
 			tx := checkTx(L)
-			return st.dbExec(L, tx.q, L.CheckString(2), 3)
+			return st.dbExec(L, tx.db, tx.q, L.CheckString(2), 3)
 		},
 	}))
 	mt.RawSetString("__tostring", st.L.NewFunction(func(L *lua.LState) int {
@@ -53,6 +53,7 @@ const txTypeName = "moongate.db.tx"
 
 // luaTx is what a tx value holds: the transaction, while it is open.
 type luaTx struct {
+	db   string // the database's name
 	q    db.Querier
 	done bool
 }
@@ -96,11 +97,11 @@ func (st *state) database(L *lua.LState, n int) db.DB {
 
 // dbQuery runs db.query or tx:query: the statement's rows, as an array of
 // tables keyed by column name.
-func (st *state) dbQuery(L *lua.LState, q db.Querier, sql string, first int) int {
+func (st *state) dbQuery(L *lua.LState, name string, q db.Querier, sql string, first int) int {
 	args := dbArgs(L, first)
 	var rows *db.Rows
 	var err error
-	st.dbCall(q, func(ctx context.Context) error {
+	st.dbCall(name, func(ctx context.Context) error {
 		rows, err = q.Query(ctx, sql, args...)
 		return err
 	})
@@ -112,11 +113,11 @@ func (st *state) dbQuery(L *lua.LState, q db.Querier, sql string, first int) int
 }
 
 // dbExec runs db.exec or tx:exec: {rows = affected, last_id = id}.
-func (st *state) dbExec(L *lua.LState, q db.Querier, sql string, first int) int {
+func (st *state) dbExec(L *lua.LState, name string, q db.Querier, sql string, first int) int {
 	args := dbArgs(L, first)
 	var res db.Result
 	var err error
-	st.dbCall(q, func(ctx context.Context) error {
+	st.dbCall(name, func(ctx context.Context) error {
 		res, err = q.Exec(ctx, sql, args...)
 		return err
 	})
@@ -139,7 +140,7 @@ func (st *state) dbTx(L *lua.LState, d db.DB, fn *lua.LFunction) int {
 	r := st.suspend()
 	err := d.Tx(context.Background(), func(tx db.Tx) error {
 		st.reclaim(r)
-		luaErr = st.runTx(L, tx, fn)
+		luaErr = st.runTx(L, d.Name(), tx, fn)
 		r = st.suspend()
 		return luaErr
 	})
@@ -157,8 +158,8 @@ func (st *state) dbTx(L *lua.LState, d db.DB, fn *lua.LFunction) int {
 }
 
 // runTx calls fn(tx) on L, protected, and marks tx ended after.
-func (st *state) runTx(L *lua.LState, tx db.Tx, fn *lua.LFunction) error {
-	t := &luaTx{q: tx}
+func (st *state) runTx(L *lua.LState, name string, tx db.Tx, fn *lua.LFunction) error {
+	t := &luaTx{db: name, q: tx}
 	ud := L.NewUserData()
 	ud.Value = t
 	ud.Metatable = L.GetTypeMetatable(txTypeName)
@@ -168,10 +169,13 @@ func (st *state) runTx(L *lua.LState, tx db.Tx, fn *lua.LFunction) error {
 	return L.PCall(1, 0, nil)
 }
 
-// dbCall runs call, a database operation, with the handler suspended.
-func (st *state) dbCall(_ db.Querier, call func(context.Context) error) {
+// dbCall runs call, a statement on database name, with the handler
+// suspended, and counts it in the endpoint's metrics.
+func (st *state) dbCall(name string, call func(context.Context) error) {
 	st.await(func() {
-		call(context.Background()) //nolint:errcheck // the caller reads the error it kept
+		begin := time.Now()
+		err := call(context.Background())
+		st.svc.metrics.DBCall(name, time.Since(begin), err)
 	})
 }
 

@@ -3,6 +3,7 @@ package scripting
 import (
 	"context"
 	"log/slog"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -53,6 +54,9 @@ return {
       reply(c, pcall(db.query, "main", "SELEC nothing"))
     elseif verb == "other" then
       reply(c, pcall(db.query, "other", "SELECT 1"))
+    elseif verb == "co" then
+      local f = coroutine.wrap(function(x) coroutine.yield(db.query("main", "SELECT ? AS v", x)[1].v) end)
+      c:send(f(arg))
     elseif verb == "table" then
       reply(c, pcall(db.query, "main", "SELECT ?", {1}))
     end
@@ -79,6 +83,7 @@ func TestDBQueryExecTx(t *testing.T) {
 		{"values", `[{"big":"9007199254740993","f":1.5,"i":42,"none":null,"s":"x","yes":1,"z":null}]`},
 		{"rollback ghost", `false {"code":"nope"} 0`},
 		{"commit kept", `[{"n":2,"name":"kept"}]`},
+		{"co inside a coroutine", "inside a coroutine"},
 		{"stale", "example.lua:34: db transaction used after db.tx returned"},
 		{"other", `example.lua:38: db "other" is not granted to endpoint /ws (list it under the endpoint's databases: in the config)`},
 	} {
@@ -92,6 +97,15 @@ func TestDBQueryExecTx(t *testing.T) {
 	} {
 		if got := roundTrip(t, c, send); !strings.Contains(got, want) {
 			t.Errorf("%s: got %s, want it to contain %s", send, got, want)
+		}
+	}
+	metrics := scrape(t, addr)
+	for _, want := range []string{
+		`moongate_db_calls_total{database="main",endpoint="/ws",result="error"} 1`, // bad
+		`moongate_db_call_duration_seconds_count{database="main",endpoint="/ws"}`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
 		}
 	}
 }
@@ -274,5 +288,68 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in 10s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestReloadLetsSuspendedHandlersFinishInTheOldVersion(t *testing.T) {
+	gated := &gatedDB{DB: dbtest.SQLite(t, "main"), gate: make(chan struct{})}
+	script := `return { message = function(c, m)
+      if m == "slow" then c:send("v1 " .. db.query("main", "/*gate*/ SELECT 'slow done' AS v")[1].v)
+      else c:send("VERSION " .. m) end
+    end }`
+	addr, svc := serveService(t, strings.ReplaceAll(script, "VERSION", "v1"), slog.New(slog.DiscardHandler), func(ep *config.Endpoint) {
+		ep.States, ep.Databases = 1, []string{"main"}
+	}, WithDatabases(dbtest.Set{"main": gated}))
+	t.Cleanup(gated.open)
+	a := dialScript(t, addr, nil)
+	sendOnly(t, a, "slow")
+	waitFor(t, func() bool { return gated.waiting.Load() == 1 })
+	if err := os.WriteFile(svc.Endpoint().Script, []byte(strings.ReplaceAll(script, "VERSION", "v2")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reloaded := make(chan error, 1)
+	go func() {
+		_, err := svc.Reload()
+		reloaded <- err
+	}()
+	waitFor(t, func() bool { // the new version is current, and waits for the old one to finish
+		svc.mu.RLock()
+		defer svc.mu.RUnlock()
+		return svc.gen.version != svc.Status().Version
+	})
+	sendOnly(t, a, "after")
+	gated.gate <- struct{}{}
+	for _, want := range []string{"v1 slow done", "v2 after"} {
+		if got := readText(t, a); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	if err := <-reloaded; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDBInConnectStartAndTimers(t *testing.T) {
+	addr := serveDB(t, `return {
+      start = function()
+        db.exec("main", "CREATE TABLE tokens (token TEXT PRIMARY KEY, name TEXT)")
+        db.exec("main", "INSERT INTO tokens VALUES (?, ?)", "s3cret", "ada")
+      end,
+      connect = function(c, req)
+        local rows = db.query("main", "SELECT name FROM tokens WHERE token = ?", req.query.token)
+        if #rows == 0 then return false, 401, "unknown token" end
+        c:set("name", rows[1].name)
+      end,
+      message = function(c, m)
+        timer.after(0.001, function()
+          local n = db.query("main", "SELECT count(*) AS n FROM tokens")[1].n
+          c:send(c:get("name") .. " sees " .. n .. " token")
+        end)
+      end,
+    }`, dbtest.Set{"main": dbtest.SQLite(t, "main")}, nil)
+	expectRefusal(t, addr, "?token=wrong", "401", "unknown token")
+	c := dialScript(t, addr, []string{"?token=s3cret"})
+	if got := roundTrip(t, c, "hi"); got != "ada sees 1 token" {
+		t.Fatalf("got %q", got)
 	}
 }

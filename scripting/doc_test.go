@@ -77,6 +77,14 @@ func serveScript(t *testing.T, script string, options map[string]any) string {
 // tune, logging to log, behind a real listener; it returns the address.
 func serveEndpoint(t *testing.T, script string, log *slog.Logger, tune func(*config.Endpoint), opts ...Option) string {
 	t.Helper()
+	addr, _ := serveService(t, script, log, tune, opts...)
+	return addr
+}
+
+// serveService is serveEndpoint that also returns the service, whose script
+// is example.lua in a temporary folder.
+func serveService(t *testing.T, script string, log *slog.Logger, tune func(*config.Endpoint), opts ...Option) (string, *Service) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "example.lua")
 	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
 		t.Fatal(err)
@@ -89,7 +97,7 @@ func serveEndpoint(t *testing.T, script string, log *slog.Logger, tune func(*con
 		t.Fatal(err)
 	}
 	t.Cleanup(svc.Close) // after the server's shutdown, registered next
-	return gatewaytest.Start(t, &config.Config{Endpoints: []config.Endpoint{ep}}, map[string]gateway.Service{"/ws": svc}, m).Addr
+	return gatewaytest.Start(t, &config.Config{Endpoints: []config.Endpoint{ep}}, map[string]gateway.Service{"/ws": svc}, m).Addr, svc
 }
 
 // transcriptLine matches "a> text", "a< text", "a<~ re", "a<binary text",

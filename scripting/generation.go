@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"runtime/metrics"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/moongate/moongate/gateway/config"
+	"github.com/moongate/moongate/gateway/outbound"
 	"github.com/moongate/moongate/gateway/safefile"
 
 	lua "github.com/yuin/gopher-lua"
@@ -28,6 +30,7 @@ type generation struct {
 	cancel  context.CancelFunc
 	ready   chan struct{}  // closed when the states may start taking events
 	done    sync.WaitGroup // the states' goroutines
+	http    *outbound.Client
 }
 
 // versionOf names a script's content: the start of its SHA-256.
@@ -64,8 +67,13 @@ func (s *Service) build(ep config.Endpoint, src []byte, previous string) (*gener
 	if err != nil {
 		return nil, err
 	}
+	policy := outbound.Policy(ep.HTTP)
+	if err := policy.Validate(); err != nil {
+		return nil, fmt.Errorf("endpoint %s: %w", ep.Path, err)
+	}
 	ctx, cancel := context.WithCancel(s.ctx)
-	gen := &generation{ep: ep, version: versionOf(src), ctx: ctx, cancel: cancel, ready: make(chan struct{})}
+	gen := &generation{ep: ep, version: versionOf(src), ctx: ctx, cancel: cancel, ready: make(chan struct{}),
+		http: outbound.New(policy, outbound.WithObserver(s.metrics.HTTPCall))}
 	for i := range max(ep.States, 1) {
 		gen.states = append(gen.states, newState(s, gen, i))
 	}
@@ -96,6 +104,7 @@ func (g *generation) close() {
 		st.L.Close()
 		g.done.Done()
 	}
+	g.http.Close()
 }
 
 // launch starts the goroutines of gen's states. They wait for gen.ready
@@ -219,8 +228,9 @@ func (s *Service) update(ep config.Endpoint, src []byte, current func() bool) (c
 	s.mu.Lock()
 	s.gen = gen
 	s.mu.Unlock()
-	old.cancel() // the old states handle what they hold, then stop
+	old.cancel() // the old states handle what they hold, suspended handlers finish, then they stop
 	old.done.Wait()
+	old.http.Close()
 	close(gen.ready)
 	s.status.loaded(gen.version)
 	s.metrics.Reloaded(true)

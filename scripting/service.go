@@ -116,6 +116,9 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-stopped:
+		s.mu.RLock()
+		s.gen.http.Close()
+		s.mu.RUnlock()
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("states still busy at the deadline: %w", ctx.Err())

@@ -207,6 +207,7 @@ func (st *state) suspend() *runner {
 	st.pause(r)
 	st.cur = nil
 	st.waiting++
+	st.svc.metrics.Suspended.Inc()
 	if _, ok := st.busy[r.client]; !ok && r.client != nil {
 		st.busy[r.client] = nil // its next events wait for it
 	}
@@ -223,6 +224,7 @@ func (st *state) reclaim(r *runner) {
 	st.resumed <- r // room for every suspended handler: never blocks
 	<-r.baton
 	st.waiting--
+	st.svc.metrics.Suspended.Dec()
 	st.cur = r
 	st.resume(r)
 }
