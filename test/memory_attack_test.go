@@ -196,7 +196,7 @@ func TestMemoryAttackCompressedEcho(t *testing.T) {
 }
 
 func TestMemoryAttackChatHistoryJoins(t *testing.T) {
-	g := startCapped(t, "..", "run", "-listen", "127.0.0.1:0", "-log-format", "json")
+	g := startCapped(t, exampleCopy(t), "run", "-listen", "127.0.0.1:0", "-log-format", "json")
 	// Fill the lobby's history: 50 texts of 2,000 \u0001, 6 bytes each
 	// once escaped in JSON; say is rate-limited per client, so three say them.
 	text := strings.Repeat("\x01", 2000)
