@@ -203,8 +203,16 @@ func TestMemoryAttackChatHistoryJoins(t *testing.T) {
 	for i := range 3 {
 		f := login(t, g.url("/chat"), fmt.Sprintf("filler%d", i))
 		f.join("lobby")
-		for range 17 - i/2 {
+		n := 17 - i/2
+		for range n {
 			f.send(map[string]any{"type": "say", "room": "lobby", "text": text})
+		}
+		// The lobby is quiet before the next one joins: a message broadcast
+		// by another state can reach a joiner before its joined reply.
+		for got := 0; got < n; {
+			if e := f.next(); e.str("type") == "message" && e.str("from") == f.nick {
+				got++
+			}
 		}
 	}
 	probe := login(t, g.url("/chat"), "probe")
