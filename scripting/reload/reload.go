@@ -74,14 +74,8 @@ func (m *Manager) UseDatabases(set *db.Set) {
 	m.dbs = set
 }
 
-// ServiceOptions returns the options every service of the gateway is
-// started with (for now its databases, when UseDatabases gave them).
-func (m *Manager) ServiceOptions() []scripting.Option {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.serviceOptions()
-}
-
+// serviceOptions returns the options a service the manager starts gets:
+// the gateway's databases, when UseDatabases gave them. m.mu is held.
 func (m *Manager) serviceOptions() []scripting.Option {
 	if m.dbs == nil {
 		return nil
