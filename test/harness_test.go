@@ -62,6 +62,24 @@ func writeFiles(t testing.TB, dir string, files map[string]string) {
 	}
 }
 
+// exampleCopy copies config.example.yaml and scripts/ into a temporary
+// folder and returns it. A gateway run there on the example (the default
+// config) writes what it makes, the SQLite database under data/ among it,
+// there and not into the repository.
+func exampleCopy(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.CopyFS(filepath.Join(dir, "scripts"), os.DirFS("../scripts")); err != nil {
+		t.Fatal(err)
+	}
+	example, err := os.ReadFile("../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, dir, map[string]string{"config.example.yaml": string(example)})
+	return dir
+}
+
 // gatewayProc is a running moongate process.
 type gatewayProc struct {
 	t    testing.TB

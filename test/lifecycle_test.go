@@ -155,10 +155,14 @@ func TestDefaultConfigServesEcho(t *testing.T) {
 	if out, err := check.CombinedOutput(); err != nil {
 		t.Fatalf("moongate check in the repository: %v\n%s", err, out)
 	}
-	g := startGatewayIn(t, "..", "run", "-listen", "127.0.0.1:0", "-log-format", "json")
+	dir := exampleCopy(t)
+	g := startGatewayIn(t, dir, "run", "-listen", "127.0.0.1:0", "-log-format", "json")
 	c := dial(t, g.url("/echo"))
 	if got := ask(t, c, "hello moongate"); got != "hello moongate" {
 		t.Errorf("echo: %q", got)
+	}
+	if info, err := os.Stat(filepath.Join(dir, "data", "moongate.db")); err != nil || !info.Mode().IsRegular() {
+		t.Errorf("the example's SQLite database was not made on first run: %v", err)
 	}
 }
 
@@ -173,11 +177,7 @@ func TestReadmeFirstService(t *testing.T) {
 	script := codeBlockAfter(t, string(readme), "scripts/shout.lua")
 	entry := codeBlockAfter(t, string(readme), "Add it to `config.example.yaml`")
 	example, _ := os.ReadFile("../config.example.yaml")
-	dir := t.TempDir()
-	if err := os.CopyFS(filepath.Join(dir, "scripts"), os.DirFS("../scripts")); err != nil {
-		t.Fatal(err)
-	}
-	writeFiles(t, dir, map[string]string{"config.example.yaml": string(example)})
+	dir := exampleCopy(t)
 	g := startGatewayIn(t, dir, "run", "-listen", "127.0.0.1:0", "-log-format", "json")
 	e := dial(t, g.url("/echo"))
 

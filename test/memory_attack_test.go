@@ -196,15 +196,23 @@ func TestMemoryAttackCompressedEcho(t *testing.T) {
 }
 
 func TestMemoryAttackChatHistoryJoins(t *testing.T) {
-	g := startCapped(t, "..", "run", "-listen", "127.0.0.1:0", "-log-format", "json")
+	g := startCapped(t, exampleCopy(t), "run", "-listen", "127.0.0.1:0", "-log-format", "json")
 	// Fill the lobby's history: 50 texts of 2,000 \u0001, 6 bytes each
 	// once escaped in JSON; say is rate-limited per client, so three say them.
 	text := strings.Repeat("\x01", 2000)
 	for i := range 3 {
 		f := login(t, g.url("/chat"), fmt.Sprintf("filler%d", i))
 		f.join("lobby")
-		for range 17 - i/2 {
+		n := 17 - i/2
+		for range n {
 			f.send(map[string]any{"type": "say", "room": "lobby", "text": text})
+		}
+		// The lobby is quiet before the next one joins: a message broadcast
+		// by another state can reach a joiner before its joined reply.
+		for got := 0; got < n; {
+			if e := f.next(); e.str("type") == "message" && e.str("from") == f.nick {
+				got++
+			}
 		}
 	}
 	probe := login(t, g.url("/chat"), "probe")

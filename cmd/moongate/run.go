@@ -18,6 +18,7 @@ import (
 
 	"github.com/moongate/moongate/gateway"
 	"github.com/moongate/moongate/gateway/config"
+	"github.com/moongate/moongate/gateway/db"
 	"github.com/moongate/moongate/gateway/metrics"
 	"github.com/moongate/moongate/gateway/rlimit"
 	"github.com/moongate/moongate/scripting"
@@ -137,7 +138,12 @@ func serve(ctx context.Context, cfg *config.Config, fileListen string, log *slog
 		log.Debug("open-file limit", "files", n)
 	}
 	m := metrics.New()
-	services, err := startServices(cfg, log, m)
+	dbs, err := openDatabases(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeDatabases(dbs, cfg, log) // after the services, which use them
+	services, err := startServices(cfg, log, m, scripting.WithDatabases(dbs))
 	if err != nil {
 		return err
 	}
@@ -152,6 +158,7 @@ func serve(ctx context.Context, cfg *config.Config, fileListen string, log *slog
 	}
 	reloads := reload.New(cfg, services, srv, log, m)
 	reloads.ListenOverridden(fileListen)
+	reloads.UseDatabases(dbs)
 	shutDown := false // once serving stops, shutdown closes the services
 	defer func() {
 		if !shutDown { // serving failed or never started
@@ -250,11 +257,50 @@ func startReloading(ctx context.Context, reloads *reload.Manager, watch bool, lo
 	}()
 }
 
-// startServices starts the Lua service of every endpoint.
-func startServices(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (map[string]*scripting.Service, error) {
+// openDatabases opens the databases cfg declares. A database that cannot
+// be opened (a malformed DSN, an unset dsn_env, a SQLite file that cannot
+// be created) is an error; a PostgreSQL server that is down is a warning,
+// and its pool connects on each call until it is back.
+func openDatabases(ctx context.Context, cfg *config.Config, log *slog.Logger) (*db.Set, error) {
+	set := db.NewSet(log)
+	cfgs, err := reload.DatabaseConfigs(cfg)
+	if err == nil {
+		err = set.Apply(ctx, cfgs)
+	}
+	if err != nil {
+		set.Close()
+		return nil, fmt.Errorf("%s: databases: %w", cfg.File, err)
+	}
+	return set, nil
+}
+
+// closeDatabases closes the gateway's databases once its services are
+// done with them. A statement still running ends within its database's
+// timeout, so Close is waited for that long (the longest of cfg's
+// databases'); a pool still held after that (by a handler the shutdown
+// abandoned, in a transaction) is left to the process's exit.
+func closeDatabases(set *db.Set, cfg *config.Config, log *slog.Logger) {
+	wait := time.Second
+	for _, d := range cfg.Databases {
+		wait = max(wait, d.Timeout)
+	}
+	done := make(chan error, 1)
+	go func() { done <- set.Close() }() // ends when the pools are closed, or with the process
+	select {
+	case err := <-done:
+		if err != nil {
+			log.Error("closing the databases", "err", err.Error())
+		}
+	case <-time.After(wait):
+		log.Warn("databases still in use after their timeout: left to close with the process", "waited", wait)
+	}
+}
+
+// startServices starts the Lua service of every endpoint with opts.
+func startServices(cfg *config.Config, log *slog.Logger, m *metrics.Metrics, opts ...scripting.Option) (map[string]*scripting.Service, error) {
 	services := make(map[string]*scripting.Service, len(cfg.Endpoints))
 	for _, ep := range cfg.Endpoints {
-		s, err := scripting.New(ep, log, m.Endpoint(ep.Path))
+		s, err := scripting.New(ep, log, m.Endpoint(ep.Path), opts...)
 		if err != nil {
 			closeWithin(services, cfg.ShutdownTimeout)
 			return nil, fmt.Errorf("endpoint %s: %w", ep.Path, err)

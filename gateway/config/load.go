@@ -44,10 +44,11 @@ func Parse(file string, data []byte) (*Config, error) {
 
 // decoder walks the YAML node tree, collecting every problem it finds.
 type decoder struct {
-	file string
-	dir  string
-	data []byte // the file's content, for error messages
-	errs Errors
+	file   string
+	dir    string
+	data   []byte // the file's content, for error messages
+	errs   Errors
+	dbRefs []dbRef // databases endpoints name, checked once the whole file is read
 }
 
 func (d *decoder) fail(n *yaml.Node, field, format string, args ...any) {
@@ -157,6 +158,7 @@ func (d *decoder) config(doc *yaml.Node) *Config {
 		"pprof":         func(v *yaml.Node, f string) { cfg.Pprof = d.boolean(v, f) },
 		"allowed_hosts": func(v *yaml.Node, f string) { cfg.AllowedHosts = d.strings(v, f) },
 		"metrics":       func(v *yaml.Node, f string) { d.metrics(v, f, &cfg.Metrics) },
+		"databases":     func(v *yaml.Node, f string) { cfg.Databases = d.databases(v, f) },
 	})
 	if len(cfg.Endpoints) == 0 && root.Kind == yaml.MappingNode {
 		n := endpointsNode
@@ -166,6 +168,7 @@ func (d *decoder) config(doc *yaml.Node) *Config {
 		d.fail(n, "endpoints", "at least one endpoint is needed")
 	}
 	d.checkPaths(cfg)
+	d.checkDatabaseRefs(cfg)
 	return cfg
 }
 
@@ -207,6 +210,8 @@ func (d *decoder) endpoint(n *yaml.Node, path string) Endpoint {
 		"handler_memory": func(v *yaml.Node, f string) { ep.HandlerMemory = d.size(v, f, 0, 1<<40) },
 		"options":        func(v *yaml.Node, f string) { ep.Options = d.options(v, f) },
 		"auth":           func(v *yaml.Node, f string) { ep.Auth = d.auth(v, f) },
+		"databases":      func(v *yaml.Node, f string) { ep.Databases = d.databaseRefs(v, f) },
+		"http":           func(v *yaml.Node, f string) { d.http(v, f, &ep.HTTP) },
 	})
 	if n.Kind == yaml.MappingNode {
 		for _, required := range []string{"path", "script"} {

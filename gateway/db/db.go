@@ -134,9 +134,9 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Open opens the database cfg describes. A malformed DSN or an unknown
-// driver is an error. SQLite opens (creating the file) at once; a
-// PostgreSQL pool connects lazily, so a server that is down is not an
-// error here but on each call until it is back.
+// driver is an error. SQLite opens at once, creating the file and its
+// folder; a PostgreSQL pool connects lazily, so a server that is down is
+// not an error here but on each call until it is back.
 func Open(ctx context.Context, cfg Config) (DB, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 	"unicode"
@@ -32,6 +34,13 @@ func openSQLite(ctx context.Context, cfg Config) (DB, error) {
 		return fail(fmt.Errorf("empty dsn (want a file path)"))
 	}
 	memory := cfg.DSN == ":memory:" || strings.Contains(cfg.DSN, "mode=memory")
+	if !memory && !strings.HasPrefix(cfg.DSN, "file:") {
+		// A plain path: its folder is created as the file will be
+		// (file: URIs are the caller's to prepare).
+		if err := os.MkdirAll(filepath.Dir(cfg.DSN), 0o755); err != nil {
+			return fail(fmt.Errorf("create the database's folder: %w", err))
+		}
+	}
 	sep := "?"
 	if strings.Contains(cfg.DSN, "?") {
 		sep = "&"

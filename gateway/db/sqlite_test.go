@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -231,9 +232,15 @@ func TestSQLiteErrors(t *testing.T) {
 		t.Fatalf("RETURNING = %v", r.Values)
 	}
 
+	// A missing folder is created; one that cannot be (a file is in the
+	// way) fails the open.
+	blocked := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(blocked, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := Open(context.Background(), Config{Name: "x", Driver: "sqlite",
-		DSN: filepath.Join(t.TempDir(), "no", "such", "dir.db")}); err == nil {
-		t.Fatal("Open in a missing directory succeeded")
+		DSN: filepath.Join(blocked, "dir.db")}); err == nil {
+		t.Fatal("Open under a regular file succeeded")
 	}
 	if _, err := Open(context.Background(), Config{Name: "x", Driver: "mysql", DSN: "x"}); err == nil {
 		t.Fatal("unknown driver accepted")

@@ -20,6 +20,7 @@ import (
 
 	"github.com/moongate/moongate/gateway"
 	"github.com/moongate/moongate/gateway/config"
+	"github.com/moongate/moongate/gateway/db"
 	"github.com/moongate/moongate/gateway/metrics"
 	"github.com/moongate/moongate/scripting"
 )
@@ -36,6 +37,7 @@ type Manager struct {
 	server  Server
 
 	mu         sync.Mutex // serializes reloads and guards what follows
+	dbs        *db.Set    // the gateway's databases; nil: none are served
 	cfg        *config.Config
 	fileListen string                        // listen as the config file said it when last read
 	services   map[string]*scripting.Service // endpoint path -> service
@@ -59,6 +61,26 @@ func (m *Manager) ListenOverridden(fileListen string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.fileListen = fileListen
+}
+
+// UseDatabases gives the manager the gateway's databases, already opened
+// for the config it was made with (see [DatabaseConfigs]): every service
+// it starts may use them (scripting.WithDatabases), and a config reload
+// applies the config's databases to the set before its endpoints. Without
+// it, services get no databases and reloads leave databases alone.
+func (m *Manager) UseDatabases(set *db.Set) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.dbs = set
+}
+
+// serviceOptions returns the options a service the manager starts gets:
+// the gateway's databases, when UseDatabases gave them. m.mu is held.
+func (m *Manager) serviceOptions() []scripting.Option {
+	if m.dbs == nil {
+		return nil
+	}
+	return []scripting.Option{scripting.WithDatabases(m.dbs)}
 }
 
 // Services returns the services now running, by endpoint path.
@@ -153,9 +175,12 @@ func (m *Manager) Status() (ConfigStatus, map[string]scripting.Status) {
 // ReloadConfig reads the config file again and, when it changed, applies
 // it: endpoints added start serving, endpoints removed close their clients
 // with 1001, endpoints changed switch to their new settings (see
-// gateway.Server.Apply and scripting.Service.Update). A config with any
-// error — in the file or in a script it adds or changes — is refused whole
-// and the running one stays. The listen address only changes on restart.
+// gateway.Server.Apply and scripting.Service.Update). Its databases are
+// applied first (see UseDatabases and db.Set.Apply): pools of databases
+// added or changed open, unchanged ones stay, removed ones close. A config
+// with any error — in the file, in a script it adds or changes, or a
+// database that fails to open — is refused whole and the running one
+// stays. The listen address only changes on restart.
 func (m *Manager) ReloadConfig() error {
 	return m.reloadConfigFile(nil, nil)
 }
@@ -183,9 +208,7 @@ func (m *Manager) reloadConfigFile(src []byte, current func() bool) error {
 		if current != nil && !current() {
 			return err
 		}
-		m.cfgState.LastError, m.cfgState.LastErrorAt = err.Error(), time.Now()
-		m.log.Error("config reload failed; the running config stays", "config", m.cfg.File, "err", err.Error())
-		return err
+		return m.refuse(err)
 	}
 	if next.Listen != m.fileListen { // said once per change of the file's listen
 		m.log.Warn("listen changed in the config: it takes effect after a restart", "running", m.cfg.Listen, "config", next.Listen)
@@ -196,17 +219,75 @@ func (m *Manager) reloadConfigFile(src []byte, current func() bool) error {
 		m.cfg = next // only where things stand in the file moved
 		return nil
 	}
+	restore, err := m.applyDatabases(next)
+	if err != nil {
+		return m.refuse(err)
+	}
 	added, removed, changed, err := m.apply(next)
 	if err != nil {
-		m.cfgState.LastError, m.cfgState.LastErrorAt = err.Error(), time.Now()
-		m.log.Error("config reload failed; the running config stays", "config", m.cfg.File, "err", err.Error())
-		return err
+		restore()
+		return m.refuse(err)
 	}
 	m.cfgState.LoadedAt = time.Now()
 	m.cfgState.Reloads++
 	m.log.Info("config reloaded", "config", next.File, "added", added, "removed", removed, "changed", changed,
 		"took", time.Since(begin).Round(time.Microsecond))
 	return nil
+}
+
+// refuse records and logs err, why a config was refused, and returns it.
+func (m *Manager) refuse(err error) error {
+	m.cfgState.LastError, m.cfgState.LastErrorAt = err.Error(), time.Now()
+	m.log.Error("config reload failed; the running config stays", "config", m.cfg.File, "err", err.Error())
+	return err
+}
+
+// applyDatabases applies next's databases to the set, before its
+// endpoints, so that a service started for next finds them. When one fails
+// to open, nothing changes and the error says which (the reload is then
+// refused whole). restore puts the running config's databases back, for
+// when the endpoints of next fail after all.
+func (m *Manager) applyDatabases(next *config.Config) (restore func(), err error) {
+	if m.dbs == nil || config.SameDatabases(m.cfg, next) {
+		return func() {}, nil
+	}
+	cfgs, err := DatabaseConfigs(next)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.dbs.Apply(context.Background(), cfgs); err != nil {
+		return nil, fmt.Errorf("databases: %w", err)
+	}
+	running := m.cfg
+	return func() {
+		cfgs, err := DatabaseConfigs(running)
+		if err == nil {
+			err = m.dbs.Apply(context.Background(), cfgs)
+		}
+		if err != nil {
+			m.log.Error("restoring the running config's databases failed", "config", running.File, "err", err.Error())
+		}
+	}, nil
+}
+
+// DatabaseConfigs returns what db.Set.Apply needs to open cfg's
+// databases, reading the environment variables their dsn_env names now.
+// The error names the database and the variable when one is unset.
+func DatabaseConfigs(cfg *config.Config) ([]db.Config, error) {
+	out := make([]db.Config, 0, len(cfg.Databases))
+	var errs []error
+	for _, d := range cfg.Databases {
+		dsn, err := cfg.DSN(d)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, db.Config{Name: d.Name, Driver: d.Driver, DSN: dsn, MaxConns: d.Pool, Timeout: d.Timeout})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // checkScripts compiles and loads the script of every endpoint the new
@@ -234,7 +315,7 @@ func (m *Manager) apply(next *config.Config) (added, removed, changed []string, 
 			services[ep.Path] = s
 			continue
 		}
-		s, err := scripting.New(ep, m.log, m.metrics.Endpoint(ep.Path))
+		s, err := scripting.New(ep, m.log, m.metrics.Endpoint(ep.Path), m.serviceOptions()...)
 		if err != nil {
 			for _, s := range started {
 				s.Close()
