@@ -134,6 +134,11 @@ func (st *state) openService() {
 	svc.RawSetString("state", lua.LNumber(st.index+1))
 	svc.RawSetString("states", lua.LNumber(max(st.gen.ep.States, 1)))
 	svc.RawSetString("auth", lua.LString(authMode(st.gen.ep.Auth)))
+	dbs := st.L.CreateTable(len(st.gen.ep.Databases), 0)
+	for _, name := range st.gen.ep.Databases {
+		dbs.Append(lua.LString(name))
+	}
+	svc.RawSetString("databases", luaval.Array(st.L, dbs))
 	st.L.SetGlobal("service", svc)
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/moongate/moongate/gateway/config"
 	"github.com/moongate/moongate/gateway/hub"
 	"github.com/moongate/moongate/gateway/metrics"
+	"github.com/moongate/moongate/gateway/outbound"
 	"github.com/moongate/moongate/gateway/store"
 	lua "github.com/yuin/gopher-lua"
 )
@@ -24,14 +25,15 @@ func Check(ep config.Endpoint) error {
 // Vet is Check that also runs the script's start handler in the throwaway
 // state (no clients, a store of its own), as a run would, and returns a
 // warning for each handler name Moongate does not know ("mesage": did you
-// mean "message"?).
-func Vet(ep config.Endpoint) (warnings []string, err error) {
-	return check(ep, true)
+// mean "message"?). Options lend the throwaway state what start may use,
+// such as stand-in databases (WithDatabases).
+func Vet(ep config.Endpoint, opts ...Option) (warnings []string, err error) {
+	return check(ep, true, opts...)
 }
 
 // check loads ep's script in a throwaway state and, with start, runs its
 // start handler there.
-func check(ep config.Endpoint, start bool) ([]string, error) {
+func check(ep config.Endpoint, start bool, opts ...Option) ([]string, error) {
 	src, err := readScript(ep.Script)
 	if err != nil {
 		return nil, err
@@ -41,10 +43,14 @@ func check(ep config.Endpoint, start bool) ([]string, error) {
 		return nil, err
 	}
 	s := &Service{metrics: metrics.Discard(), hub: hub.New(), store: store.New(0), log: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		opt(s)
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	defer s.wg.Wait()
 	defer s.cancel()
-	gen := &generation{ep: ep, ctx: s.ctx}
+	gen := &generation{ep: ep, ctx: s.ctx, http: outbound.New(outbound.Policy(ep.HTTP))}
+	defer gen.http.Close()
 	st := newState(s, gen, 0)
 	gen.states = []*state{st}
 	gen.done.Add(1)

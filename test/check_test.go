@@ -1,7 +1,9 @@
 package test
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -44,6 +46,10 @@ func TestCheckReportsFileLineProblems(t *testing.T) {
 			"typo.lua":    "return { mesage = function(c, d) c:send(d) end }\n",
 			"config.yaml": "endpoints:\n  - path: /typo\n    script: typo.lua\n",
 		}, `typo.lua: "mesage" is not a handler Moongate calls (did you mean "message"?)`},
+		{"a statement with a typo in start, on a stand-in database", map[string]string{
+			"db.lua":      "return {\n  start = function()\n    db.exec('main', 'CREATE TABLE IF NOT EXISTS t (id INTEGER)')\n    db.exec('main', 'INSERT INTO t VALUS (1)')\n  end,\n}\n",
+			"config.yaml": "databases:\n  main: {driver: sqlite, dsn: data/never.db}\nendpoints:\n  - path: /db\n    script: db.lua\n    databases: [main]\n",
+		}, `db.lua:4: db "main": exec: SQL logic error: near "VALUS": syntax error (1)`},
 		{"script returns no handlers", map[string]string{
 			"none.lua":    "return 42\n",
 			"config.yaml": "endpoints:\n  - path: /none\n    script: none.lua\n",
@@ -78,5 +84,26 @@ func TestRunRefusesABrokenConfig(t *testing.T) {
 	want := "config.yaml:3: endpoints[0].script: missing.lua: no such file or folder"
 	if cmd.ProcessState.ExitCode() != 1 || strings.TrimSpace(string(out)) != want {
 		t.Errorf("exit %d, output %q, want exit 1 and %q", cmd.ProcessState.ExitCode(), out, want)
+	}
+}
+
+func TestCheckOpensNoDatabase(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"db.lua": `return { start = function()
+			db.exec("main", "CREATE TABLE IF NOT EXISTS t (id INTEGER)")
+			assert(#db.query("main", "SELECT id FROM t") == 0)
+			assert(#db.query("pg", "SELECT 1") == 0) -- a dry run: nothing is sent
+		end }`,
+		"config.yaml": "databases:\n  main: {driver: sqlite, dsn: data/main.db}\n  pg: {driver: postgres, dsn: 'postgres://127.0.0.1:1/none'}\n" +
+			"endpoints:\n  - path: /db\n    script: db.lua\n    databases: [main, pg]\n",
+	})
+	cmd := exec.Command(moongateBin, "check", "-config", "config.yaml")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("check: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); !os.IsNotExist(err) {
+		t.Errorf("check made the data folder (err %v): it must open no database", err)
 	}
 }

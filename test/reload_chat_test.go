@@ -17,11 +17,11 @@ func chatVersion(t *testing.T, k int) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const at = "ts = clock.millis(), id = next_id() }"
+	const at = "text = msg.text, ts = clock.millis() }"
 	if !strings.Contains(string(src), at) {
 		t.Fatal("chat.lua changed: update chatVersion")
 	}
-	return strings.Replace(string(src), at, fmt.Sprintf("ts = clock.millis(), id = next_id(), v = %d }", k), 1)
+	return strings.Replace(string(src), at, fmt.Sprintf("text = msg.text, ts = clock.millis(), v = %d }", k), 1)
 }
 
 // brokenChat are versions that must never serve.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,7 +14,8 @@ import (
 // checkCommand validates a config and every script it names without
 // serving: each script's top level and start handler run in a throwaway
 // state, and a function the script returns under a name no event calls is
-// flagged ("mesage": did you mean "message"?). It prints each problem as
+// flagged ("mesage": did you mean "message"?). Databases are stand-ins
+// (see standIns): nothing configured is opened. It prints each problem as
 // file:line: message and exits 1 when there is any.
 func checkCommand(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("moongate check", flag.ContinueOnError)
@@ -27,9 +29,15 @@ func checkCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	dbs, err := openStandIns(context.Background(), cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer dbs.Close()
 	failed := false
 	for _, ep := range cfg.Endpoints {
-		warnings, err := scripting.Vet(ep)
+		warnings, err := scripting.Vet(ep, scripting.WithDatabases(dbs))
 		for _, w := range warnings {
 			failed = true
 			fmt.Fprintln(stderr, w)

@@ -214,8 +214,62 @@ local function departed(room, client, nick)
   end
 end
 
+-- ids and durable history ----------------------------------------------------
+--
+-- With a database granted to the endpoint (the first of its databases:),
+-- every room message is stored there, and ids come from a sequence kept
+-- there too: after a restart a join still returns the room's last HISTORY
+-- messages, and new ids are greater than every id issued before. Without
+-- one, history lasts as long as the process, and ids carry the start time
+-- as a prefix so that they never repeat across restarts.
+
+local DB = service.databases[1]
+local NEXT_ID = "UPDATE chat_seq SET value = value + 1 WHERE name = 'message' RETURNING value"
+
+local function create_schema()
+  db.exec(DB, "CREATE TABLE IF NOT EXISTS chat_seq (name TEXT PRIMARY KEY, value BIGINT NOT NULL)")
+  db.exec(DB, "INSERT INTO chat_seq (name, value) VALUES ('message', 0) ON CONFLICT (name) DO NOTHING")
+  db.exec(DB, "CREATE TABLE IF NOT EXISTS chat_messages (id BIGINT PRIMARY KEY, room TEXT NOT NULL, body TEXT NOT NULL)")
+  db.exec(DB, "CREATE INDEX IF NOT EXISTS chat_messages_room ON chat_messages (room, id)")
+end
+
+-- load_history puts each room's last stored messages back into the room's
+-- history, once per process: after a reload the gateway still holds them.
+local function load_history()
+  if not store.add("chat:history_loaded", true) then return end
+  local rows = db.query(DB, [[SELECT room, body FROM (
+      SELECT room, body, id, ROW_NUMBER() OVER (PARTITION BY room ORDER BY id DESC) AS n FROM chat_messages
+    ) AS recent WHERE n <= ? ORDER BY id]], HISTORY)
+  for _, row in ipairs(rows) do
+    rooms.publish(row.room, row.body, { history = HISTORY }) -- nobody is in the room yet: history only
+  end
+end
+
 local function next_id()
-  return tostring(store.incr("chat:seq"))
+  if DB then
+    return tostring(db.query(DB, NEXT_ID)[1].value)
+  end
+  return store.get("chat:epoch") .. "-" .. store.incr("chat:seq")
+end
+
+-- publish gives message an id and sends it to the room, keeping it in the
+-- room's history; with a database, only once it is stored there. It
+-- returns false and the error when the message could not be stored.
+local function publish(room, message)
+  if not DB then
+    message.id = next_id()
+    rooms.publish(room, json.encode(message), { history = HISTORY })
+    return true
+  end
+  local body
+  local ok, err = pcall(db.tx, DB, function(tx)
+    message.id = tostring(tx:query(NEXT_ID)[1].value)
+    body = json.encode(message)
+    tx:exec("INSERT INTO chat_messages (id, room, body) VALUES (?, ?, ?)", tonumber(message.id), room, body)
+  end)
+  if not ok then return false, err end
+  rooms.publish(room, body, { history = HISTORY })
+  return true
 end
 
 -- requests -----------------------------------------------------------------
@@ -289,8 +343,11 @@ function requests.say(client, msg, nick)
     return fail(client, "not_joined", "join " .. room .. " before saying something there", "say")
   end
   if not check_text(client, msg.text, "say") then return end
-  local message = { type = "message", room = room, from = nick, text = msg.text, ts = clock.millis(), id = next_id() }
-  rooms.publish(room, json.encode(message), { history = HISTORY })
+  local ok, err = publish(room, { type = "message", room = room, from = nick, text = msg.text, ts = clock.millis() })
+  if not ok then
+    log.error("chat: a message could not be stored", { room = room, err = tostring(err) })
+    return fail(client, "unavailable", "the message could not be stored; try again", "say")
+  end
 end
 
 function requests.leave(client, msg, nick)
@@ -327,7 +384,12 @@ function requests.pm(client, msg, nick)
     return fail(client, "no_such_user", "nobody is called " .. msg.to, "pm")
   end
   if not check_text(client, msg.text, "pm") then return end
-  local pm = json.encode({ type = "pm", from = nick, to = to:get("nick"), text = msg.text, ts = clock.millis(), id = next_id() })
+  local ok, id = pcall(next_id)
+  if not ok then
+    log.error("chat: no id for a pm", { err = tostring(id) })
+    return fail(client, "unavailable", "the message could not be sent; try again", "pm")
+  end
+  local pm = json.encode({ type = "pm", from = nick, to = to:get("nick"), text = msg.text, ts = clock.millis(), id = id })
   rooms.broadcast(box, pm) -- every connection of the addressee
   if box ~= inbox(nick) then
     rooms.broadcast(inbox(nick), pm) -- and of the sender
@@ -335,6 +397,14 @@ function requests.pm(client, msg, nick)
 end
 
 -- handlers -----------------------------------------------------------------
+
+function chat.start()
+  store.add("chat:epoch", tostring(clock.millis())) -- once per process: kept across reloads
+  if DB then
+    create_schema()
+    load_history()
+  end
+end
 
 function chat.message(client, data, kind)
   if kind ~= "text" then
