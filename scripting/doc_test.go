@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,6 +20,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/moongate/moongate/gateway"
 	"github.com/moongate/moongate/gateway/config"
+	"github.com/moongate/moongate/gateway/db/dbtest"
 	"github.com/moongate/moongate/gateway/gatewaytest"
 	"github.com/moongate/moongate/gateway/metrics"
 )
@@ -65,12 +68,36 @@ func docExamples(doc string) []docExample {
 }
 
 // serveScript runs script at /ws in two states behind a real listener and
-// returns the server's address.
-func serveScript(t *testing.T, script string, options map[string]any) string {
+// returns the server's address. The script may use a fresh SQLite database
+// called main, and call the docs' backend (docsBackend).
+func serveScript(t *testing.T, script string, options map[string]any, backend string) string {
 	t.Helper()
 	return serveEndpoint(t, script, slog.New(slog.DiscardHandler), func(ep *config.Endpoint) {
 		ep.States, ep.Budget, ep.Options = 2, time.Second, options
+		ep.Databases, ep.HTTP.Allow = []string{"main"}, []string{backend}
+	}, WithDatabases(dbtest.Set{"main": dbtest.SQLite(t, "main")}))
+}
+
+// docsBackend starts the HTTP server the docs' examples call, as
+// options.api: GET /weather?city=Paris answers {"temp":21}, other cities
+// 404; POST /echo answers with the request's content type and body.
+func docsBackend(t *testing.T) string {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /weather", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("city") != "Paris" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"temp":21}`)
 	})
+	mux.HandleFunc("POST /echo", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		io.WriteString(w, r.Header.Get("Content-Type")+" "+string(body))
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 // serveEndpoint runs script at /ws with the endpoint's defaults changed by
@@ -107,13 +134,15 @@ var transcriptLine = regexp.MustCompile(`^(\w+)(>|<~|<binary|<close|<=|<) ?(.*)$
 func playTranscript(t *testing.T, ex docExample) {
 	var options map[string]any
 	lines := ex.transcript
+	backend := docsBackend(t)
 	if len(lines) > 0 && strings.HasPrefix(lines[0], "options ") {
-		if err := json.Unmarshal([]byte(strings.TrimPrefix(lines[0], "options ")), &options); err != nil {
+		raw := strings.ReplaceAll(strings.TrimPrefix(lines[0], "options "), "$BACKEND", backend)
+		if err := json.Unmarshal([]byte(raw), &options); err != nil {
 			t.Fatal(err)
 		}
 		lines = lines[1:]
 	}
-	addr := serveScript(t, ex.script, options)
+	addr := serveScript(t, ex.script, options, backend)
 	conns := map[string]*websocket.Conn{}
 	vars := map[string]string{}
 	for _, line := range lines {
