@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/moongate/moongate/gateway/db/dbtest"
@@ -123,4 +125,57 @@ func randomHex(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+func TestChatTellsWhenItsDatabaseIsDownAndRecovers(t *testing.T) {
+	pg := dbtest.Postgres(t, "setup")
+	schema := "chat_" + randomHex(t)
+	if _, err := pg.Exec(context.Background(), "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pg.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
+	u, err := url.Parse(dbtest.PostgresDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := dbtest.NewProxy(t, u.Host)
+	u.Host = proxy.Addr()
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	files := chatFiles(t, 1, "    databases: [main]\n    options: {rate_limit: 100000}\n")
+	files["config.yaml"] = fmt.Sprintf("databases:\n  main: {driver: postgres, dsn: %q, timeout: 2s}\n", u.String()) + files["config.yaml"]
+	g := startGateway(t, files)
+
+	ada := login(t, g.url("/chat"), "ada")
+	ada.join("lobby")
+	say := func(text string) event {
+		ada.send(map[string]any{"type": "say", "room": "lobby", "text": text})
+		return ada.next()
+	}
+	if e := say("one"); e.str("type") != "message" {
+		t.Fatalf("got %v", e)
+	}
+	proxy.SetDown(true)
+	if e := say("two"); e.str("type") != "error" || e.str("code") != "unavailable" || e.str("ref") != "say" {
+		t.Fatalf("with the database down, say got %v, want an unavailable error", e)
+	}
+	proxy.SetDown(false)
+	eventually(t, "a message stored once the database is back", func() bool {
+		e := say("three")
+		if e.str("type") == "error" && e.str("code") == "unavailable" {
+			return false
+		}
+		if e.str("type") != "message" || e.str("text") != "three" {
+			t.Fatalf("got %v", e)
+		}
+		return true
+	})
+	var texts []string
+	for _, h := range historyOf(t, g, "bob") {
+		texts = append(texts, h[strings.Index(h, ":")+1:])
+	}
+	if got := strings.Join(texts, ","); got != "one,three" {
+		t.Errorf("history %s, want one,three: what failed to be stored was never sent", got)
+	}
 }
