@@ -81,6 +81,42 @@ type Result struct {
 	LastInsertID int64
 }
 
+// Bounds of one statement's result, which is read whole into memory.
+const (
+	// MaxResultRows is the most rows a statement may return.
+	MaxResultRows = 10_000
+	// MaxResultBytes bounds the size of a result's values together
+	// (text and bytes by their length, other values as 8 bytes).
+	MaxResultBytes = 16 << 20
+)
+
+// ErrResultTooLarge is the cause of the error a statement whose result
+// goes past MaxResultRows or MaxResultBytes returns; what was read is
+// dropped.
+var ErrResultTooLarge = fmt.Errorf("the result is over %d rows or %d MiB: select less (WHERE, LIMIT)", MaxResultRows, MaxResultBytes>>20)
+
+// resultSize tallies a result as it is read, against the bounds.
+type resultSize struct{ rows, bytes int }
+
+// add counts one row of vals, returning ErrResultTooLarge past a bound.
+func (s *resultSize) add(vals []any) error {
+	s.rows++
+	for _, v := range vals {
+		switch v := v.(type) {
+		case string:
+			s.bytes += len(v)
+		case []byte:
+			s.bytes += len(v)
+		default:
+			s.bytes += 8
+		}
+	}
+	if s.rows > MaxResultRows || s.bytes > MaxResultBytes {
+		return ErrResultTooLarge
+	}
+	return nil
+}
+
 // Querier runs statements; both a [DB] and a [Tx] are Queriers.
 type Querier interface {
 	// Query runs a statement and returns all the rows it gives.

@@ -94,6 +94,7 @@ func pgRun(ctx context.Context, name, op string, timeout time.Duration, r pgRunn
 	for i, f := range fields {
 		out.Columns[i] = f.Name
 	}
+	var size resultSize
 	for rows.Next() {
 		vals, err := rows.Values()
 		if err != nil {
@@ -107,6 +108,9 @@ func pgRun(ctx context.Context, name, op string, timeout time.Duration, r pgRunn
 			default:
 				vals[i] = pgValue(v)
 			}
+		}
+		if err := size.add(vals); err != nil {
+			return nil, pgconn.CommandTag{}, &Error{DB: name, Op: op, Err: err}
 		}
 		out.Values = append(out.Values, vals)
 	}

@@ -198,6 +198,7 @@ func readSQLRows(rows *sql.Rows) (*Rows, error) {
 		}
 	}
 	out := &Rows{Columns: cols, Values: [][]any{}}
+	var size resultSize
 	for rows.Next() {
 		vals := make([]any, len(cols))
 		ptrs := make([]any, len(cols))
@@ -211,6 +212,9 @@ func readSQLRows(rows *sql.Rows) (*Rows, error) {
 			if n, ok := v.(int64); ok && boolean[i] {
 				vals[i] = n != 0
 			}
+		}
+		if err := size.add(vals); err != nil {
+			return nil, err
 		}
 		out.Values = append(out.Values, vals)
 	}
