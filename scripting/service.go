@@ -1,9 +1,11 @@
 // Package scripting runs an endpoint's Lua script as a gateway.Service.
 //
 // A script is compiled once and loaded into several Lua states. Each state is
-// owned by one goroutine that takes events (connect, message, close, timer)
-// from a bounded inbox; no lock is ever held around a Lua state. A client is
-// pinned to one state, so its events are handled in order. Everything that
+// run by one goroutine at a time that takes events (connect, message, close,
+// timer) from a bounded inbox; no lock is ever held around a Lua state. A
+// handler that makes a call that waits (db, http) hands the state to another
+// goroutine meanwhile (suspend.go). A client is pinned to one state, so its
+// events are handled in order. Everything that
 // must be shared between states (clients, their attributes, rooms, the
 // store) lives in the Go core and is reached through the API the scripts
 // see, which is what lets a new version of the script take over the same
