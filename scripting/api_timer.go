@@ -78,12 +78,33 @@ func (ts *timers) stopAll() {
 	}
 }
 
-// openTimer installs the `timer` module: after, every and cancel.
+// openTimer installs the `timer` module: after, every and cancel for the
+// state's closure timers, and at, every, pending and cancel given a name
+// for the service's named timers (named_timers.go).
 func (st *state) openTimer() {
 	st.setModule("timer", map[string]lua.LGFunction{
 		"after": func(L *lua.LState) int { return st.schedule(L, false) },
-		"every": func(L *lua.LState) int { return st.schedule(L, true) },
+		"every": func(L *lua.LState) int {
+			if _, named := L.Get(2).(lua.LString); named {
+				return st.timerEveryNamed(L, float64(L.CheckNumber(1)))
+			}
+			return st.schedule(L, true)
+		},
+		"at": st.timerAt,
+		"pending": func(L *lua.LState) int {
+			at, ok := st.svc.named.pending(L.CheckString(1))
+			if !ok {
+				L.Push(lua.LNil)
+				return 1
+			}
+			L.Push(lua.LNumber(float64(at.UnixNano()) / float64(time.Second)))
+			return 1
+		},
 		"cancel": func(L *lua.LState) int {
+			if name, named := L.Get(1).(lua.LString); named {
+				L.Push(lua.LBool(st.svc.named.cancel(string(name))))
+				return 1
+			}
 			id := L.CheckInt64(1)
 			t := st.timers.m[id]
 			if t != nil {

@@ -49,6 +49,7 @@ func check(ep config.Endpoint, start bool, opts ...Option) ([]string, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	defer s.wg.Wait()
 	defer s.cancel()
+	defer s.named.stopAll()
 	gen := &generation{ep: ep, ctx: s.ctx, http: outbound.New(outbound.Policy(ep.HTTP))}
 	defer gen.http.Close()
 	st := newState(s, gen, 0)
@@ -70,7 +71,7 @@ func check(ep config.Endpoint, start bool, opts ...Option) ([]string, error) {
 }
 
 // scriptHandlers are the names a script's table may give handlers.
-var scriptHandlers = []string{"start", "connect", "message", "close", "reload"}
+var scriptHandlers = []string{"start", "connect", "message", "close", "reload", "timer"}
 
 // unknownHandlers warns of the functions in a script's returned table that
 // no event calls, with the closest known name when it looks like a typo.

@@ -46,6 +46,9 @@ type Service struct {
 	mu  sync.RWMutex
 	gen *generation
 
+	named   namedTimers   // timer.at and named timer.every: the service's, across reloads
+	started chan struct{} // closed once the first generation is current
+
 	reloadMu sync.Mutex // one reload at a time
 	status   statusBox
 
@@ -74,7 +77,7 @@ func New(ep config.Endpoint, log *slog.Logger, m *metrics.Endpoint, opts ...Opti
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
 		metrics: m, hub: hub.New(), store: store.New(0), ctx: ctx, cancel: cancel,
-		log: log.With("endpoint", ep.Path),
+		log: log.With("endpoint", ep.Path), started: make(chan struct{}),
 	}
 	for _, opt := range opts {
 		opt(s)
@@ -85,6 +88,7 @@ func New(ep config.Endpoint, log *slog.Logger, m *metrics.Endpoint, opts ...Opti
 		return nil, err
 	}
 	s.gen = gen
+	close(s.started)
 	s.launch(gen)
 	close(gen.ready)
 	s.status.loaded(gen.version)
@@ -110,7 +114,10 @@ func (s *Service) Close() { s.Shutdown(context.Background()) }
 // handler in a call no budget interrupts, say) goes on, on its own
 // goroutine, and closes when it is done.
 func (s *Service) Shutdown(ctx context.Context) error {
-	s.once.Do(s.cancel)
+	s.once.Do(func() {
+		s.named.stopAll()
+		s.cancel()
+	})
 	stopped := make(chan struct{})
 	go func() { // ends when the service's goroutines do
 		s.wg.Wait()

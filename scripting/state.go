@@ -35,7 +35,8 @@ type event struct {
 	data  string
 	op    ws.OpCode
 	how   client.Closed
-	reply chan error // evConnect: the outcome; evBarrier: closed when reached
+	value any        // evTimer of a named timer: its data (data holds its name)
+	reply chan error // evConnect: the outcome; evBarrier, evTimer: closed when done
 }
 
 // state is one Lua state running the script, and the goroutine that owns it.
@@ -129,7 +130,7 @@ func (st *state) load(proto *lua.FunctionProto) error {
 	}
 	st.handlers = make(map[eventKind]*lua.LFunction)
 	for k, name := range eventNames {
-		if k == int(evTimer) || k == int(evBarrier) {
+		if k == int(evBarrier) {
 			continue
 		}
 		switch v := tbl.RawGetString(name).(type) {
@@ -176,6 +177,8 @@ func (st *state) handle(ev event) {
 	case evClose:
 		st.callHandler(ev, 0, st.clientValue(ev.c), lua.LNumber(ev.how.Code), lua.LString(ev.how.Reason)) //nolint:errcheck // reported
 		st.forget(ev.c)
+	case evTimer:
+		st.runNamed(ev)
 	case evBarrier:
 		close(ev.reply)
 	}
