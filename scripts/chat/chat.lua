@@ -146,7 +146,8 @@ end
 local function claim(client, nick)
   local key, owner = nick_key(nick), owner_of(client)
   if not client.user then
-    if store.add(key, owner) then return true end
+    -- bound to the connection: gone with it, even if close never runs
+    if store.add(key, owner, { owner = client }) then return true end
     return false, taken(nick, store.get(key))
   end
   local count = conns_key(nick, client)
