@@ -124,7 +124,7 @@ func runSuspended(b *testing.B, ep config.Endpoint, dbs scripting.Databases, con
 // closedLoop has every client send n messages, each once the reply to the
 // last is in, all clients at once, records each round trip in hist and
 // returns the wall time.
-func closedLoop(b *testing.B, clients []*load.Conn, n int, hist *load.Histogram) time.Duration {
+func closedLoop(b testing.TB, clients []*load.Conn, n int, hist *load.Histogram) time.Duration {
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i, c := range clients {
@@ -152,7 +152,7 @@ func closedLoop(b *testing.B, clients []*load.Conn, n int, hist *load.Histogram)
 
 // serveService runs ep's script in a gateway on a loopback port and
 // returns its ws:// URL.
-func serveService(b *testing.B, ep config.Endpoint, opts ...scripting.Option) string {
+func serveService(b testing.TB, ep config.Endpoint, opts ...scripting.Option) string {
 	m := metrics.New()
 	svc, err := scripting.New(ep, slog.New(slog.DiscardHandler), m.Endpoint(ep.Path), opts...)
 	if err != nil {
