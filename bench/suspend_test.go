@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,12 +36,14 @@ const (
 )
 
 // suspendScript answers every message after one call that takes
-// callDelay: an HTTP GET of options.url, or a pg_sleep on database main.
+// callDelay: an HTTP GET of one of options.urls in turn, or a pg_sleep on
+// database main.
 const suspendScript = `
-local url, call = options.url, options.call
+local urls, call, n = options.urls, options.call, 0
 return { message = function(c, data)
   if call == "http" then
-    local res = http.get(url)
+    n = n + 1
+    local res = http.get(urls[n % #urls + 1])
     if res.status ~= 200 then error("status " .. res.status) end
   else
     db.query("main", "SELECT pg_sleep(0.02)")
@@ -57,38 +62,52 @@ end }
 // state (x-blocking: 1/20 ms = 50 msg/s), and the most the calls'
 // connections allow (cap-msg/s: connections/20 ms; the HTTP client keeps at
 // most outbound.MaxConnsPerHost to one host, the database pool its size).
-// Bars (issue 11): x-blocking ≥ 50, p99 ≤ 60 ms.
+// Bars (issue 11): x-blocking ≥ 50, p99 ≤ 60 ms. call=http,servers=2
+// spreads the calls over two servers (two hosts to the HTTP client), so
+// that its connections do not bound them: the difference shows what the
+// cap of 64 costs.
 func BenchmarkSuspendedCalls(b *testing.B) {
-	b.Run("call=http", func(b *testing.B) {
-		url := slowHTTP(b, callDelay)
-		ep := suspendEndpoint(b, "http", url)
-		ep.HTTP.Allow = []string{url}
-		runSuspended(b, ep, nil, min(suspendClients, outbound.MaxConnsPerHost), "outbound.MaxConnsPerHost")
-	})
+	for _, servers := range []int{1, 2} {
+		name := "call=http"
+		if servers > 1 {
+			name += ",servers=" + strconv.Itoa(servers)
+		}
+		b.Run(name, func(b *testing.B) {
+			var urls []string
+			dials := new(atomic.Int64)
+			for range servers {
+				urls = append(urls, slowHTTP(b, callDelay, dials))
+			}
+			ep := suspendEndpoint(b, "http", urls)
+			ep.HTTP.Allow = urls
+			runSuspended(b, ep, nil, min(suspendClients, servers*outbound.MaxConnsPerHost), "outbound.MaxConnsPerHost", dials)
+		})
+	}
 	b.Run("call=postgres", func(b *testing.B) {
 		pg := openPostgres(b, pgPoolConns)
-		ep := suspendEndpoint(b, "postgres", "")
+		ep := suspendEndpoint(b, "postgres", nil)
 		ep.Databases = []string{"main"}
-		runSuspended(b, ep, dbtest.Set{"main": pg}, min(suspendClients, pgPoolConns), "the pool's max_conns")
+		runSuspended(b, ep, dbtest.Set{"main": pg}, min(suspendClients, pgPoolConns), "the pool's max_conns", nil)
 	})
 }
 
 // suspendEndpoint returns a one-state endpoint serving suspendScript.
-func suspendEndpoint(b *testing.B, call, url string) config.Endpoint {
+func suspendEndpoint(b *testing.B, call string, urls []string) config.Endpoint {
 	script := filepath.Join(b.TempDir(), "suspend.lua")
 	if err := os.WriteFile(script, []byte(suspendScript), 0o644); err != nil {
 		b.Fatal(err)
 	}
 	ep := config.DefaultEndpoint("/ws", script)
 	ep.States = 1
-	ep.Options = map[string]any{"call": call, "url": url}
+	ep.Options = map[string]any{"call": call, "urls": urls}
 	return ep
 }
 
 // runSuspended serves ep, runs b.N messages over suspendClients clients
 // and reports. conns is how many calls can be in the air at once and
-// limit what bounds them.
-func runSuspended(b *testing.B, ep config.Endpoint, dbs scripting.Databases, conns int, limit string) {
+// limit what bounds them; dials, if not nil, counts the connections the
+// calls opened (reported per message, as dials/msg).
+func runSuspended(b *testing.B, ep config.Endpoint, dbs scripting.Databases, conns int, limit string, dials *atomic.Int64) {
 	var opts []scripting.Option
 	if dbs != nil {
 		opts = append(opts, scripting.WithDatabases(dbs))
@@ -103,8 +122,15 @@ func runSuspended(b *testing.B, ep config.Endpoint, dbs scripting.Databases, con
 	perClient := max(b.N/suspendClients, 1)
 	hist := load.NewHistogram()
 	b.ResetTimer()
+	dialed := int64(0)
+	if dials != nil {
+		dialed = dials.Load()
+	}
 	elapsed := closedLoop(b, clients, perClient, hist)
 	b.StopTimer()
+	if dials != nil {
+		b.ReportMetric(float64(dials.Load()-dialed)/float64(perClient*suspendClients), "dials/msg")
+	}
 	lat := hist.Summary()
 	rate := float64(perClient*suspendClients) / elapsed.Seconds()
 	blocking := float64(time.Second / callDelay)
@@ -164,10 +190,15 @@ func serveService(b testing.TB, ep config.Endpoint, opts ...scripting.Option) st
 }
 
 // slowHTTP serves, on a loopback port, an HTTP server that answers every
-// request after delay, and returns its http:// URL.
-func slowHTTP(b *testing.B, delay time.Duration) string {
+// request after delay, counting the connections it accepts in dials, and
+// returns its http:// URL.
+func slowHTTP(b *testing.B, delay time.Duration, dials *atomic.Int64) string {
 	ln := listen(b)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := &http.Server{ConnState: func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			dials.Add(1)
+		}
+	}, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t := time.NewTimer(delay)
 		defer t.Stop()
 		select {
