@@ -3,7 +3,9 @@
 // bench/moongate-bench.yaml and the bare gobwas/ws baseline, runs every
 // bar of the performance issue with moongate-bench -json, and writes the
 // results (JSON), the scaling plot (PNG) and the results table into the
-// marked section of docs/performance.md.
+// marked section of docs/performance.md. It also runs the in-process
+// benchmarks of bars measured with `go test -bench` (BenchmarkSuspendedCalls,
+// BenchmarkChatHistory in ./bench) and puts their figures in the same table.
 //
 //	go run ./bench/report            # the full run (about 15 minutes)
 //	go run ./bench/report -quick     # short rounds, to try it (about 3 minutes)
@@ -34,6 +36,11 @@ type outcome struct {
 	A     load.Result  `json:"a"`
 	B     *load.Result `json:"b,omitempty"`
 	Ratio *load.Ratio  `json:"ratio,omitempty"`
+	// Metrics are the figures a `go test -bench` benchmark reported, by
+	// unit (for the bars measured in process).
+	Metrics map[string]float64 `json:"metrics,omitempty"`
+	// Notes are the lines the benchmark logged (a cap that limited it).
+	Notes []string `json:"notes,omitempty"`
 }
 
 type runner struct {
@@ -62,6 +69,7 @@ func main() {
 	}
 	r := &runner{bin: bin, quick: *quick}
 	r.all()
+	r.goBenchmarks()
 	if err := r.write(*docs); err != nil {
 		log.Fatal(err)
 	}

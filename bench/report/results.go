@@ -66,9 +66,32 @@ func table(outs []outcome, quick bool) string {
 				n, rate(o.A), keep, rate(*o.B), o.B.PerSecond/base.B.PerSecond, o.Ratio.PerSecond, yes(keep >= 0.8))
 		}
 	}
+	for _, call := range []string{"http", "postgres"} {
+		if o, ok := find(outs, "BenchmarkSuspendedCalls/call="+call); ok && o.B != nil {
+			what := map[string]string{"http": "`http.get` of a local server that waits 20 ms", "postgres": "`db.query` of `pg_sleep(0.02)` on PostgreSQL"}[call]
+			fmt.Fprintf(&b, "| 7. one state, 100 clients, one 20 ms call a message: %s (at most %.0f/s: %s) | %s, p50 %.1f ms, p99 %.1f ms | %s | %.1f | ≥ 50, p99 ≤ 60 ms | %s |\n",
+				what, o.Metrics["cap-msg/s"], capBy(call), rate(o.A), ms(o.A.Latency.P50), ms(o.A.Latency.P99), rate(*o.B), o.Ratio.PerSecond,
+				yes(o.Ratio.PerSecond >= 50 && o.A.Latency.P99 <= 60*time.Millisecond))
+		} else if call == "postgres" {
+			b.WriteString("| 7. the same, `pg_sleep(0.02)` on PostgreSQL | skipped: no PostgreSQL | | | ≥ 50, p99 ≤ 60 ms | |\n")
+		}
+	}
+	if o, ok := find(outs, "BenchmarkChatHistory"); ok && o.B != nil {
+		row("8. chat.lua, 48 clients in 8 rooms saying and reading, closed loop: messages with SQLite history against history in memory", rate(o.A), rate(*o.B), o.Ratio.PerSecond, "≥ 0.5", o.Ratio.PerSecond >= 0.5)
+	}
 	b.WriteString("\n![echo throughput and p99 latency against connection count](performance-scaling.png)\n\n")
 	return b.String()
 }
+
+// capBy names what bounds the calls in the air at once of bar 7.
+func capBy(call string) string {
+	if call == "http" {
+		return "64 connections a host, `outbound.MaxConnsPerHost`"
+	}
+	return "a pool of 64 connections"
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func yes(ok bool) string {
 	if ok {
