@@ -31,6 +31,12 @@ func Vet(ep config.Endpoint, opts ...Option) (warnings []string, err error) {
 	return check(ep, true, opts...)
 }
 
+// VetTopLevel is Vet without the start handler: for an endpoint whose start
+// needs what a throwaway state cannot have (a database server).
+func VetTopLevel(ep config.Endpoint) (warnings []string, err error) {
+	return check(ep, false)
+}
+
 // check loads ep's script in a throwaway state and, with start, runs its
 // start handler there.
 func check(ep config.Endpoint, start bool, opts ...Option) ([]string, error) {

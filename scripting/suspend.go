@@ -118,6 +118,12 @@ func (st *state) serve() {
 		if !st.draining {
 			retired = st.gen.ctx.Done()
 		}
+		select { // a handler whose call is done goes first: it may hold a database's writer
+		case r := <-st.resumed:
+			r.baton <- struct{}{}
+			return
+		default:
+		}
 		select {
 		case r := <-st.resumed:
 			r.baton <- struct{}{}

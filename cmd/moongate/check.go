@@ -15,7 +15,8 @@ import (
 // serving: each script's top level and start handler run in a throwaway
 // state, and a function the script returns under a name no event calls is
 // flagged ("mesage": did you mean "message"?). Databases are stand-ins
-// (see standIns): nothing configured is opened. It prints each problem as
+// (see standIns): nothing configured is opened; the start handler of an
+// endpoint that uses a PostgreSQL database is not run. It prints each problem as
 // file:line: message and exits 1 when there is any.
 func checkCommand(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("moongate check", flag.ContinueOnError)
@@ -37,7 +38,13 @@ func checkCommand(args []string, stdout, stderr io.Writer) int {
 	defer dbs.Close()
 	failed := false
 	for _, ep := range cfg.Endpoints {
-		warnings, err := scripting.Vet(ep, scripting.WithDatabases(dbs))
+		var warnings []string
+		if server := serverDatabase(cfg, ep); server != "" {
+			fmt.Fprintf(stdout, "endpoint %s: start not run: it uses the PostgreSQL database %q, which check does not connect to\n", ep.Path, server)
+			warnings, err = scripting.VetTopLevel(ep)
+		} else {
+			warnings, err = scripting.Vet(ep, scripting.WithDatabases(dbs))
+		}
 		for _, w := range warnings {
 			failed = true
 			fmt.Fprintln(stderr, w)

@@ -9,11 +9,9 @@ import (
 )
 
 // standIns are the databases `moongate check` lends the scripts' start
-// handlers instead of the configured ones, which it never opens: a private
-// in-memory SQLite database for each SQLite one, so that start's
-// statements really run (on an empty database) and a typo in them is
-// caught; and a dry run for each PostgreSQL one, whose statements are not
-// sent and come back with no rows.
+// handlers instead of the configured SQLite ones, which it never opens: a
+// private in-memory SQLite database each, so that start's statements
+// really run (on an empty database) and a typo in them is caught.
 type standIns map[string]db.DB
 
 // Get returns the stand-in for the database called name.
@@ -29,12 +27,11 @@ func (s standIns) Close() {
 	}
 }
 
-// openStandIns returns stand-ins for every database cfg declares.
+// openStandIns returns stand-ins for the SQLite databases cfg declares.
 func openStandIns(ctx context.Context, cfg *config.Config) (standIns, error) {
 	s := standIns{}
 	for _, d := range cfg.Databases {
 		if d.Driver != config.DriverSQLite {
-			s[d.Name] = dryRun(d.Name)
 			continue
 		}
 		mem, err := db.Open(ctx, db.Config{Name: d.Name, Driver: config.DriverSQLite, DSN: ":memory:", Timeout: d.Timeout})
@@ -47,12 +44,13 @@ func openStandIns(ctx context.Context, cfg *config.Config) (standIns, error) {
 	return s, nil
 }
 
-// dryRun is a database that sends nothing anywhere: every statement
-// succeeds with no rows.
-type dryRun string
-
-func (d dryRun) Query(context.Context, string, ...any) (*db.Rows, error) { return &db.Rows{}, nil }
-func (d dryRun) Exec(context.Context, string, ...any) (db.Result, error) { return db.Result{}, nil }
-func (d dryRun) Tx(_ context.Context, fn func(db.Tx) error) error        { return fn(d) }
-func (d dryRun) Close() error                                            { return nil }
-func (d dryRun) Name() string                                            { return string(d) }
+// serverDatabase returns the name of a database ep uses that is not
+// SQLite (a PostgreSQL server, which check does not reach), or "".
+func serverDatabase(cfg *config.Config, ep config.Endpoint) string {
+	for _, name := range ep.Databases {
+		if d, ok := cfg.Database(name); ok && d.Driver != config.DriverSQLite {
+			return name
+		}
+	}
+	return ""
+}

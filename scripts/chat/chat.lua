@@ -218,14 +218,18 @@ end
 -- ids and durable history ----------------------------------------------------
 --
 -- With a database granted to the endpoint (the first of its databases:),
--- every room message is stored there, and ids come from a sequence kept
--- there too: after a restart a join still returns the room's last HISTORY
--- messages, and new ids are greater than every id issued before. Without
--- one, history lasts as long as the process, and ids carry the start time
--- as a prefix so that they never repeat across restarts.
+-- every room message is stored there before anyone receives it: after a
+-- restart a join still returns the room's last HISTORY messages. Ids are
+-- handed out from blocks reserved in the database (chat_seq holds the top
+-- of the last block; the store holds the last id given and the top known,
+-- shared by the states), so new ids are greater than every id issued
+-- before a restart, for one write per ID_BLOCK ids. Without a database,
+-- history lasts as long as the process, and ids carry the start time as a
+-- prefix so that they never repeat across restarts.
 
 local DB = service.databases[1]
-local NEXT_ID = "UPDATE chat_seq SET value = value + 1 WHERE name = 'message' RETURNING value"
+local ID_BLOCK = 1000
+local RESERVE = "UPDATE chat_seq SET value = value + " .. ID_BLOCK .. " WHERE name = 'message' RETURNING value"
 
 local function create_schema()
   db.exec(DB, "CREATE TABLE IF NOT EXISTS chat_seq (name TEXT PRIMARY KEY, value BIGINT NOT NULL)")
@@ -234,10 +238,22 @@ local function create_schema()
   db.exec(DB, "CREATE INDEX IF NOT EXISTS chat_messages_room ON chat_messages (room, id)")
 end
 
--- load_history puts each room's last stored messages back into the room's
--- history, once per process: after a reload the gateway still holds them.
-local function load_history()
-  if not store.add("chat:history_loaded", true) then return end
+-- reserve takes the next block of ids in the database and makes its top
+-- the store's chat:top, unless another state raised it higher meanwhile.
+local function reserve()
+  local top = db.query(DB, RESERVE)[1].value
+  repeat
+    local known = store.get("chat:top")
+  until (known or 0) >= top or store.set("chat:top", top, { if_value = known })
+end
+
+-- recover runs once per process (a reload finds it done): it starts the
+-- ids above every id given before, and puts each room's last stored
+-- messages back into the room's history.
+local function recover()
+  if not store.add("chat:recovered", true) then return end
+  reserve()
+  store.set("chat:seq", store.get("chat:top") - ID_BLOCK)
   local rows = db.query(DB, [[SELECT room, body FROM (
       SELECT room, body, id, ROW_NUMBER() OVER (PARTITION BY room ORDER BY id DESC) AS n FROM chat_messages
     ) AS recent WHERE n <= ? ORDER BY id]], HISTORY)
@@ -247,30 +263,29 @@ local function load_history()
 end
 
 local function next_id()
-  if DB then
-    return tostring(db.query(DB, NEXT_ID)[1].value)
+  if not DB then
+    return store.get("chat:epoch") .. "-" .. store.incr("chat:seq")
   end
-  return store.get("chat:epoch") .. "-" .. store.incr("chat:seq")
+  local id = store.incr("chat:seq")
+  while id > store.get("chat:top") do
+    reserve()
+  end
+  return tostring(id)
 end
 
 -- publish gives message an id and sends it to the room, keeping it in the
 -- room's history; with a database, only once it is stored there. It
 -- returns false and the error when the message could not be stored.
 local function publish(room, message)
-  if not DB then
+  local ok, err = pcall(function()
     message.id = next_id()
-    rooms.publish(room, json.encode(message), { history = HISTORY })
-    return true
-  end
-  local body
-  local ok, err = pcall(db.tx, DB, function(tx)
-    message.id = tostring(tx:query(NEXT_ID)[1].value)
-    body = json.encode(message)
-    tx:exec("INSERT INTO chat_messages (id, room, body) VALUES (?, ?, ?)", tonumber(message.id), room, body)
+    local body = json.encode(message)
+    if DB then
+      db.exec(DB, "INSERT INTO chat_messages (id, room, body) VALUES (?, ?, ?)", tonumber(message.id), room, body)
+    end
+    rooms.publish(room, body, { history = HISTORY })
   end)
-  if not ok then return false, err end
-  rooms.publish(room, body, { history = HISTORY })
-  return true
+  return ok, err
 end
 
 -- requests -----------------------------------------------------------------
@@ -403,7 +418,7 @@ function chat.start()
   store.add("chat:epoch", tostring(clock.millis())) -- once per process: kept across reloads
   if DB then
     create_schema()
-    load_history()
+    recover()
   end
 end
 
