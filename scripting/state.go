@@ -23,10 +23,11 @@ const (
 	evTimer
 	evReload
 	evBarrier
+	evHTTP
 )
 
 var eventNames = [...]string{evStart: "start", evConnect: "connect", evMessage: "message", evClose: "close",
-	evTimer: "timer", evReload: "reload", evBarrier: "barrier"}
+	evTimer: "timer", evReload: "reload", evBarrier: "barrier", evHTTP: "http"}
 
 // event is one thing for a state to do. It travels by value through the inbox.
 type event struct {
@@ -36,6 +37,7 @@ type event struct {
 	op    ws.OpCode
 	how   client.Closed
 	reply chan error // evConnect: the outcome; evBarrier: closed when reached
+	http  *httpCall  // evHTTP (httphandler.go)
 }
 
 // state is one Lua state running the script, and the goroutine that owns it.
@@ -178,6 +180,8 @@ func (st *state) handle(ev event) {
 		st.forget(ev.c)
 	case evBarrier:
 		close(ev.reply)
+	case evHTTP:
+		st.serveHTTP(ev.http)
 	}
 }
 
