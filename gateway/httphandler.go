@@ -94,7 +94,7 @@ func (rt *routes) below(r *http.Request) (*endpoint, HTTPHandler) {
 // the client has gone.
 func (e *endpoint) serveScriptHTTP(w http.ResponseWriter, r *http.Request, h HTTPHandler) {
 	if overLimit(r) {
-		e.refuse(w, "limit", http.StatusServiceUnavailable, "too many connections, try again later", http.Header{"Retry-After": {"5"}})
+		e.refuse(w, "http_limit", http.StatusServiceUnavailable, "too many connections, try again later", http.Header{"Retry-After": {"5"}})
 		return
 	}
 	limit := e.cfg.MaxMessageBytes

@@ -64,7 +64,7 @@ func (s *Service) HandleHTTP(ctx context.Context, r *gateway.HTTPRequest) *gatew
 	}
 	s.mu.RUnlock()
 	if !queued {
-		s.metrics.Refused("busy")
+		s.metrics.Refused("http_busy")
 		return textResponse(http.StatusServiceUnavailable, "service busy, try again",
 			http.Header{"Retry-After": {httpRetryAfter}})
 	}
