@@ -80,6 +80,7 @@ func (t *connTable) admit(nc net.Conn, maxTotal, maxPerIP int) (tc *trackedConn,
 		t.releaseLocked(v)
 		victims = append(victims, v)
 	}
+	t.perIP[ip] = e // evicting the address's last connection forgot it
 	tc = &trackedConn{Conn: nc, table: t, ip: ip}
 	switch {
 	case (maxPerIP <= 0 || e.n < maxPerIP) && (maxTotal <= 0 || t.total < maxTotal):

@@ -54,8 +54,9 @@ func (s *Server) newRoutes(cfg *config.Config, services map[string]Service, prev
 	return rt, nil
 }
 
-// route sends a request to its endpoint, to the gateway's own paths, or to
-// a static folder, in that order, after checking its Host when the server
+// route sends a request to its endpoint, to the gateway's own paths, to
+// the endpoint it is below when that endpoint's service answers plain HTTP
+// (see HTTPHandler), or to a static folder, in that order, after checking its Host when the server
 // checks Hosts (see hostChecked): a foreign one is answered 421.
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	rt := s.routes.Load()
@@ -71,11 +72,19 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 	}
 	if e := rt.endpoints[r.URL.Path]; e != nil {
+		if h := e.httpHandler(); h != nil && !isUpgrade(r) {
+			e.serveScriptHTTP(w, r, h)
+			return
+		}
 		e.ServeHTTP(w, r)
 		return
 	}
 	if h, pattern := s.mux.Handler(r); pattern != "" {
 		h.ServeHTTP(w, r)
+		return
+	}
+	if e, h := rt.below(r); e != nil && !isUpgrade(r) {
+		e.serveScriptHTTP(w, r, h)
 		return
 	}
 	if over {

@@ -13,7 +13,8 @@ import (
 
 // installAPI gives the state every module scripts can use. The modules are
 // globals: client methods (on the client values handlers receive), rooms,
-// clients, timer, store, json, log, clock, options and service.
+// clients, timer, store, db, http, secrets, json, log, clock, options and
+// service.
 func (st *state) installAPI() {
 	openCoroutines(st.L)
 	st.openClient()
@@ -22,6 +23,7 @@ func (st *state) installAPI() {
 	st.openStore()
 	st.openDB()
 	st.openHTTP()
+	st.openSecrets()
 	luaval.OpenJSON(st.L)
 	st.openLog()
 	st.openClock()

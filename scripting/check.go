@@ -77,7 +77,7 @@ func check(ep config.Endpoint, start bool, opts ...Option) ([]string, error) {
 }
 
 // scriptHandlers are the names a script's table may give handlers.
-var scriptHandlers = []string{"start", "connect", "message", "close", "reload", "timer"}
+var scriptHandlers = []string{"start", "connect", "message", "close", "reload", "timer", "http"}
 
 // unknownHandlers warns of the functions in a script's returned table that
 // no event calls, with the closest known name when it looks like a typo.

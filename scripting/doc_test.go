@@ -127,6 +127,29 @@ func serveService(t *testing.T, script string, log *slog.Logger, tune func(*conf
 	return gatewaytest.Start(t, &config.Config{Endpoints: []config.Endpoint{ep}}, map[string]gateway.Service{"/ws": svc}, m).Addr, svc
 }
 
+// plainHTTP makes a plain HTTP request to the gateway at addr and returns
+// its status and body (without a final newline), as "status body".
+func plainHTTP(t *testing.T, addr, method, path, body string, h http.Header) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = h.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return strings.TrimSuffix(fmt.Sprintf("%d %s", resp.StatusCode, got), "\n")
+}
+
 // transcriptLine matches "a> text", "a< text", "a<~ re", "a<binary text",
 // "a<close code reason" and "a<= name".
 var transcriptLine = regexp.MustCompile(`^(\w+)(>|<~|<binary|<close|<=|<) ?(.*)$`)
@@ -145,6 +168,8 @@ func playTranscript(t *testing.T, ex docExample) {
 	addr := serveScript(t, ex.script, options, backend)
 	conns := map[string]*websocket.Conn{}
 	vars := map[string]string{}
+	header := http.Header{}
+	var answer string // the last plain HTTP answer: "status body"
 	for _, line := range lines {
 		fields := strings.Fields(line)
 		switch fields[0] {
@@ -153,6 +178,23 @@ func playTranscript(t *testing.T, ex docExample) {
 			continue
 		case "refused":
 			expectRefusal(t, addr, fields[2], fields[3], strings.Join(fields[4:], " "))
+			continue
+		case "env":
+			name, value, _ := strings.Cut(strings.TrimPrefix(line, "env "), "=")
+			t.Setenv(name, value)
+			continue
+		case "header":
+			name, value, _ := strings.Cut(strings.TrimPrefix(line, "header "), ":")
+			header.Set(name, strings.TrimSpace(value))
+			continue
+		case "http":
+			parts := strings.SplitN(line, " ", 4)
+			answer = plainHTTP(t, addr, parts[1], parts[2], strings.Join(parts[3:], ""), header)
+			continue
+		case "http<":
+			if want := strings.TrimPrefix(line, "http< "); answer != want {
+				t.Fatalf("%q: got %q", line, answer)
+			}
 			continue
 		}
 		m := transcriptLine.FindStringSubmatch(line)

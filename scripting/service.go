@@ -39,6 +39,7 @@ type Service struct {
 	// databases are the gateway's databases (nil: none configured).
 	databases Databases
 	next      atomic.Uint32 // round robin over states for new clients
+	nextHTTP  atomic.Uint32 // round robin over states for HTTP requests
 
 	// mu is held for reading while an event is put in an inbox, and for
 	// writing while the current generation is replaced, so that no event

@@ -23,10 +23,11 @@ const (
 	evTimer
 	evReload
 	evBarrier
+	evHTTP
 )
 
 var eventNames = [...]string{evStart: "start", evConnect: "connect", evMessage: "message", evClose: "close",
-	evTimer: "timer", evReload: "reload", evBarrier: "barrier"}
+	evTimer: "timer", evReload: "reload", evBarrier: "barrier", evHTTP: "http"}
 
 // event is one thing for a state to do. It travels by value through the inbox.
 type event struct {
@@ -37,6 +38,7 @@ type event struct {
 	how   client.Closed
 	value any        // evTimer of a named timer: its data (data holds its name)
 	reply chan error // evConnect: the outcome; evBarrier, evTimer: closed when done
+	http  *httpCall  // evHTTP (httphandler.go)
 }
 
 // state is one Lua state running the script, and the goroutine that owns it.
@@ -181,6 +183,8 @@ func (st *state) handle(ev event) {
 		st.runNamed(ev)
 	case evBarrier:
 		close(ev.reply)
+	case evHTTP:
+		st.serveHTTP(ev.http)
 	}
 }
 

@@ -181,3 +181,32 @@ func TestChatPageOverTLS(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("text"), "over wss\r"),
 		waitText("#messages", "over wss"))
 }
+
+// TestChatPageShowsAnnounce: an announce posted over HTTP shows in the
+// page as from "announcement", as text.
+func TestChatPageShowsAnnounce(t *testing.T) {
+	newTab := newBrowser(t)
+	www, _ := filepath.Abs("../scripts/chat/www")
+	files := chatFiles(t, 1, "")
+	files["config.yaml"] += "static:\n  - prefix: /\n    dir: " + www + "\n"
+	dir := t.TempDir()
+	writeFiles(t, dir, files)
+	g := startGatewayEnv(t, dir, []string{"MOONGATE_ANNOUNCE_SECRET=s3cret"},
+		"run", "-config", "config.yaml", "-listen", "127.0.0.1:0", "-log-format", "json")
+	tab := newTab()
+	run(t, tab, "ada signs in",
+		chromedp.Navigate("http://"+g.addr+"/"),
+		chromedp.WaitVisible(chromedp.ID("nick")),
+		chromedp.SendKeys(chromedp.ID("nick"), "ada"),
+		chromedp.Click(chromedp.ID("enter")),
+		waitText("#joined", "#lobby"))
+	text := "<b>maintenance</b> at noon"
+	if status, body := post(t, g, "POST", "/chat/api/announce", "s3cret", `{"room": "lobby", "text": "`+text+`"}`); status != 200 {
+		t.Fatalf("announce: %d %s", status, body)
+	}
+	run(t, tab, "ada sees the announce", waitText("#messages .announce", "announcement"+text))
+	if !value(t, tab, "looking for elements made from the announce",
+		chromedp.Evaluate[bool](`document.querySelectorAll("#messages b").length === 0`)) {
+		t.Error("an announce was rendered as HTML")
+	}
+}

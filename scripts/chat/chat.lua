@@ -20,6 +20,7 @@ local WINDOW = tonumber(options.rate_window) or 10   -- seconds
 local NICK_HOLD = math.max(tonumber(options.nick_hold) or 86400, 1) -- seconds a signed-in nick stays its user's
 local HISTORY = tonumber(options.history) or 50      -- messages kept per room
 local MAX_TEXT = tonumber(options.max_text) or 2000  -- characters
+local ANNOUNCE_SECRET = options.announce_secret_env or "MOONGATE_ANNOUNCE_SECRET" -- names the variable
 
 -- replies ------------------------------------------------------------------
 
@@ -412,7 +413,60 @@ function requests.pm(client, msg, nick)
   end
 end
 
+-- the HTTP API -------------------------------------------------------------
+
+local api = {}
+
+local function api_error(status, code, message, headers)
+  return status, { error = code, message = message }, headers
+end
+
+-- POST /chat/api/announce {"room": "...", "text": "..."} publishes an
+-- announce to the room, kept in its history; the caller shows the secret
+-- of ANNOUNCE_SECRET as Authorization: Bearer <secret>.
+api["/api/announce"] = function(req)
+  if req.method ~= "POST" then
+    return api_error(405, "method_not_allowed", "announce takes POST", { Allow = "POST" })
+  end
+  local auth = req.headers.authorization
+  local given = type(auth) == "string" and auth:match("^[Bb]earer +(.+)$")
+  if not given or not secrets.equal(ANNOUNCE_SECRET, given) then
+    return api_error(401, "unauthorized", "give the announce secret as Authorization: Bearer <secret>",
+      { ["WWW-Authenticate"] = "Bearer" })
+  end
+  local msg = json.decode(req.body)
+  if type(msg) ~= "table" then
+    return api_error(400, "bad_request", "the body is a JSON object: {\"room\": ..., \"text\": ...}")
+  end
+  if msg.room == nil then return api_error(400, "bad_request", "missing field: room") end
+  if not valid_room(msg.room) then
+    return api_error(400, "invalid_room", "a room is 1 to 32 of a-z, 0-9, _ or -")
+  end
+  local text = msg.text
+  if type(text) ~= "string" or text == "" then return api_error(400, "bad_request", "missing field: text") end
+  if characters(text) > MAX_TEXT then
+    return api_error(400, "too_long", "text is longer than " .. MAX_TEXT .. " characters")
+  end
+  local announce = { type = "announce", room = msg.room, text = text, ts = clock.millis() }
+  local ok, err = publish(msg.room, announce)
+  if not ok then
+    log.error("chat: an announce could not be stored", { room = msg.room, err = tostring(err) })
+    return api_error(503, "unavailable", "the announce could not be stored; try again", { ["Retry-After"] = "1" })
+  end
+  return 200, { id = announce.id }
+end
+
 -- handlers -----------------------------------------------------------------
+
+-- chat.http answers the HTTP API below the endpoint's path. Without the
+-- announce secret configured the API is not there at all (404).
+function chat.http(req)
+  local handle = api[req.path:sub(#service.path + 1)]
+  if not handle or not secrets.configured(ANNOUNCE_SECRET) then
+    return api_error(404, "not_found", "no such API: " .. req.path)
+  end
+  return handle(req)
+end
 
 function chat.start()
   store.add("chat:epoch", tostring(clock.millis())) -- once per process: kept across reloads

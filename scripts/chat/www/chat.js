@@ -114,6 +114,7 @@ const handlers = {
     if (addLine(c, m) && chat.current !== m.room) c.unread++;
     render();
   },
+  announce(m) { handlers.message(m); },
   pm(m) {
     const other = m.from === chat.nick ? m.to : m.from;
     const c = convo("@" + other);
@@ -209,13 +210,14 @@ function render() {
 }
 
 function line(m) {
-  const li = el("li", m.notice ? "msg notice" : m.type === "pm" ? "msg pm" : "msg");
+  const kind = { pm: " pm", announce: " announce" }[m.type] || "";
+  const li = el("li", m.notice ? "msg notice" : "msg" + kind);
   const t = el("time", "", new Date(m.ts || Date.now()).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
   li.append(t);
   if (m.notice) {
     li.append(el("span", "text", m.notice));
   } else {
-    li.append(el("span", "from", m.from), el("span", "text", m.text));
+    li.append(el("span", "from", m.type === "announce" ? "announcement" : m.from), el("span", "text", m.text));
   }
   return li;
 }
