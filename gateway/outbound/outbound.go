@@ -22,7 +22,7 @@
 //	the response headers                            64 KiB
 //	redirects followed                              5, each one checked against the allow-list
 //	connections to one host (busy and idle)         64 (MaxConnsPerHost); a call past it waits, within its timeout
-//	idle connections kept                           64 in all, 8 per host, closed after 30s unused
+//	idle connections kept                           64 in all and per host, closed after 30s unused
 //
 // No proxy is taken from the environment and no cookies are kept between
 // calls.
@@ -59,8 +59,10 @@ const (
 	MaxConnsPerHost = 64
 	// MaxIdleConns bounds the idle connections kept, all hosts together.
 	MaxIdleConns = 64
-	// MaxIdleConnsPerHost bounds the idle connections kept to one host.
-	MaxIdleConnsPerHost = 8
+	// MaxIdleConnsPerHost bounds the idle connections kept to one host:
+	// as many as may be busy, so that a burst's connections are reused
+	// rather than closed and dialled again.
+	MaxIdleConnsPerHost = MaxConnsPerHost
 	// IdleConnTimeout is how long an idle connection is kept.
 	IdleConnTimeout = 30 * time.Second
 	// MaxResponseHeaderBytes bounds a response's status line and headers.
