@@ -13,9 +13,11 @@ import (
 
 // installAPI gives the state every module scripts can use. The modules are
 // globals: client methods (on the client values handlers receive), rooms,
-// clients, timer, store, json, log, clock, options and service.
+// clients, timer, store, json, log, clock, options and service; and
+// require, for the script's own modules (modules.go).
 func (st *state) installAPI() {
 	openCoroutines(st.L)
+	st.openRequire()
 	st.openClient()
 	st.openRooms()
 	st.openTimer()
