@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -36,6 +37,19 @@ func serveFiles(t *testing.T, files map[string]string, script string, log *slog.
 	}
 	t.Cleanup(svc.Close) // after the server's shutdown, registered next
 	return gatewaytest.Start(t, &config.Config{Endpoints: []config.Endpoint{ep}}, map[string]gateway.Service{"/ws": svc}, m).Addr, svc
+}
+
+// docFile matches a lua block that gives a file of a docs example.
+var docFile = regexp.MustCompile("(?s)```lua file=(\\S+)\n(.*?)```")
+
+// docFiles returns the files (name -> content) the lua file=NAME blocks
+// in part of the docs give.
+func docFiles(part string) map[string]string {
+	files := map[string]string{}
+	for _, m := range docFile.FindAllStringSubmatch(part, -1) {
+		files[m[1]] = m[2]
+	}
+	return files
 }
 
 // writeFiles writes files (slash-separated path under dir -> content),
