@@ -2,6 +2,7 @@ package reload
 
 import (
 	"maps"
+	"path/filepath"
 	"slices"
 
 	"github.com/moongate/moongate/scripting"
@@ -52,4 +53,21 @@ func (m *Manager) reloadModuleUsers(stable map[string][]byte, done map[string]bo
 			return true
 		})
 	}
+}
+
+// pendModulesIn marks as saved (to be looked at) the module files in the
+// folders just added to the watch, reporting whether there was any.
+func (m *Manager) pendModulesIn(folders []string, pending map[string][]byte) bool {
+	if len(folders) == 0 {
+		return false
+	}
+	_, _, modules := m.watched()
+	found := false
+	for file := range modules {
+		if slices.Contains(folders, filepath.Dir(file)) {
+			pending[file] = nil
+			found = true
+		}
+	}
+	return found
 }

@@ -60,7 +60,7 @@ func (m *Manager) NewWatcher() (*Watcher, error) {
 		return nil, fmt.Errorf("watch: %w", err)
 	}
 	w := &Watcher{m: m, fs: fw, folders: map[string]bool{}}
-	if err := m.watchFolders(fw, w.folders); err != nil {
+	if _, err := m.watchFolders(fw, w.folders); err != nil {
 		fw.Close()
 		return nil, err
 	}
@@ -93,12 +93,19 @@ func (w *Watcher) Run(ctx context.Context) error {
 			if m.lookAtPending(pending) {
 				look.Reset(Settle)
 			}
-			if err := m.watchFolders(w.fs, w.folders); err != nil {
+			if _, err := m.watchFolders(w.fs, w.folders); err != nil {
 				m.log.Warn("watching files", "err", err)
 			}
 		case <-m.modulesSeen: // a module, perhaps in a folder not watched yet
-			if err := m.watchFolders(w.fs, w.folders); err != nil {
+			added, err := m.watchFolders(w.fs, w.folders)
+			if err != nil {
 				m.log.Warn("watching files", "err", err)
+			}
+			// A module in a folder watched only now may have been saved
+			// since it was loaded: look at it (a reload finds out whether
+			// it changed, and restarts nothing if it did not).
+			if m.pendModulesIn(added, pending) {
+				look.Reset(Quiet)
 			}
 		case <-ctx.Done():
 			return nil
@@ -106,8 +113,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 }
 
-// watchFolders adds the folders of the watched files not yet watched.
-func (m *Manager) watchFolders(w *fsnotify.Watcher, folders map[string]bool) error {
+// watchFolders adds the folders of the watched files not yet watched,
+// returning those it added.
+func (m *Manager) watchFolders(w *fsnotify.Watcher, folders map[string]bool) (added []string, err error) {
 	cfg, scripts, modules := m.watched()
 	dirs := []string{filepath.Dir(cfg)}
 	for script := range scripts {
@@ -121,11 +129,12 @@ func (m *Manager) watchFolders(w *fsnotify.Watcher, folders map[string]bool) err
 			continue
 		}
 		if err := w.Add(d); err != nil {
-			return fmt.Errorf("watch %s: %w", d, err)
+			return added, fmt.Errorf("watch %s: %w", d, err)
 		}
 		folders[d] = true
+		added = append(added, d)
 	}
-	return nil
+	return added, nil
 }
 
 func (m *Manager) isWatched(name string) bool {
