@@ -14,9 +14,10 @@ import (
 // installAPI gives the state every module scripts can use. The modules are
 // globals: client methods (on the client values handlers receive), rooms,
 // clients, timer, store, db, http, secrets, json, log, clock, options and
-// service.
+// service; and require, for the script's own modules (modules.go).
 func (st *state) installAPI() {
 	openCoroutines(st.L)
+	st.openRequire()
 	st.openClient()
 	st.openRooms()
 	st.openTimer()

@@ -56,7 +56,7 @@ func check(ep config.Endpoint, start bool, opts ...Option) ([]string, error) {
 	defer s.wg.Wait()
 	defer s.cancel()
 	defer s.named.stopAll()
-	gen := &generation{ep: ep, ctx: s.ctx, http: outbound.New(outbound.Policy(ep.HTTP))}
+	gen := &generation{ep: ep, ctx: s.ctx, http: outbound.New(outbound.Policy(ep.HTTP)), modules: newModules(ep.Script, src, nil)}
 	defer gen.http.Close()
 	st := newState(s, gen, 0)
 	gen.states = []*state{st}

@@ -47,22 +47,27 @@ func TestLuaAPIDocExamples(t *testing.T) {
 type docExample struct {
 	section    string
 	script     string
+	files      map[string]string // ```lua file=NAME blocks before the script, written beside it
 	transcript []string
 }
 
 var fence = regexp.MustCompile("(?s)```lua\n(.*?)```\\s*```transcript\n(.*?)```")
 
-// docExamples finds each lua block directly followed by a transcript block.
+// docExamples finds each lua block directly followed by a transcript block,
+// with the files the lua file=NAME blocks since the previous example give.
 func docExamples(doc string) []docExample {
 	var out []docExample
+	from := 0
 	for _, m := range fence.FindAllStringSubmatchIndex(doc, -1) {
 		heading := strings.LastIndex(doc[:m[0]], "\n## ")
 		section := strings.TrimSpace(strings.SplitN(doc[heading+4:], "\n", 2)[0])
 		out = append(out, docExample{
 			section:    section,
 			script:     doc[m[2]:m[3]],
+			files:      docFiles(doc[from:m[0]]),
 			transcript: strings.Split(strings.TrimSpace(doc[m[4]:m[5]]), "\n"),
 		})
+		from = m[1]
 	}
 	return out
 }
@@ -70,12 +75,13 @@ func docExamples(doc string) []docExample {
 // serveScript runs script at /ws in two states behind a real listener and
 // returns the server's address. The script may use a fresh SQLite database
 // called main, and call the docs' backend (docsBackend).
-func serveScript(t *testing.T, script string, options map[string]any, backend string) string {
+func serveScript(t *testing.T, script string, files map[string]string, options map[string]any, backend string) string {
 	t.Helper()
-	return serveEndpoint(t, script, slog.New(slog.DiscardHandler), func(ep *config.Endpoint) {
+	addr, _ := serveFiles(t, files, script, slog.New(slog.DiscardHandler), func(ep *config.Endpoint) {
 		ep.States, ep.Budget, ep.Options = 2, time.Second, options
 		ep.Databases, ep.HTTP.Allow = []string{"main"}, []string{backend}
 	}, WithDatabases(dbtest.Set{"main": dbtest.SQLite(t, "main")}))
+	return addr
 }
 
 // docsBackend starts the HTTP server the docs' examples call, as
@@ -165,7 +171,7 @@ func playTranscript(t *testing.T, ex docExample) {
 		}
 		lines = lines[1:]
 	}
-	addr := serveScript(t, ex.script, options, backend)
+	addr := serveScript(t, ex.script, ex.files, options, backend)
 	conns := map[string]*websocket.Conn{}
 	vars := map[string]string{}
 	header := http.Header{}

@@ -31,9 +31,11 @@ type generation struct {
 	ready   chan struct{}  // closed when the states may start taking events
 	done    sync.WaitGroup // the states' goroutines
 	http    *outbound.Client
+	modules *modules // what require loaded: the files this version depends on
 }
 
-// versionOf names a script's content: the start of its SHA-256.
+// versionOf names a script's content: the start of its SHA-256. A script
+// that loads modules is named with theirs (modules.version).
 func versionOf(src []byte) string {
 	sum := sha256.Sum256(src)
 	return hex.EncodeToString(sum[:6])
@@ -61,8 +63,10 @@ func readScript(path string) ([]byte, error) {
 // after a reload, reload(previous)) handler. Nothing is running yet when it
 // returns; on error nothing is left behind. The generation's budget
 // watchdog starts here, so the top level and start are held to the budget
-// like any handler.
-func (s *Service) build(ep config.Endpoint, src []byte, previous string) (*generation, error) {
+// like any handler. After a reload (prev, the running generation, not
+// nil) the modules prev loaded are compiled first, so that a broken one
+// refuses the version even when only a handler requires it.
+func (s *Service) build(ep config.Endpoint, src []byte, prev *generation) (*generation, error) {
 	proto, err := CompileSource(ep.Script, src)
 	if err != nil {
 		return nil, err
@@ -71,9 +75,17 @@ func (s *Service) build(ep config.Endpoint, src []byte, previous string) (*gener
 	if err := policy.Validate(); err != nil {
 		return nil, fmt.Errorf("endpoint %s: %w", ep.Path, err)
 	}
+	mods := newModules(ep.Script, src, s.modHook.call)
+	previous := ""
+	if prev != nil {
+		previous = prev.version
+		if err := mods.carry(prev.modules); err != nil {
+			return nil, err
+		}
+	}
 	ctx, cancel := context.WithCancel(s.ctx)
-	gen := &generation{ep: ep, version: versionOf(src), ctx: ctx, cancel: cancel, ready: make(chan struct{}),
-		http: outbound.New(policy, outbound.WithObserver(s.metrics.HTTPCall))}
+	gen := &generation{ep: ep, ctx: ctx, cancel: cancel, ready: make(chan struct{}),
+		http: outbound.New(policy, outbound.WithObserver(s.metrics.HTTPCall)), modules: mods}
 	for i := range max(ep.States, 1) {
 		gen.states = append(gen.states, newState(s, gen, i))
 	}
@@ -92,6 +104,7 @@ func (s *Service) build(ep config.Endpoint, src []byte, previous string) (*gener
 		gen.close()
 		return nil, err
 	}
+	gen.version = mods.version(src)
 	return gen, nil
 }
 
@@ -211,13 +224,13 @@ func (s *Service) update(ep config.Endpoint, src []byte, current func() bool) (c
 	s.mu.RLock()
 	old := s.gen
 	s.mu.RUnlock()
-	if versionOf(src) == old.version && ep.Equal(old.ep) {
+	if ep.Equal(old.ep) && old.modules.unchanged(src) {
 		if s.status.recovered() {
 			s.log.Info("script recovered: the file holds the running version again", "script", ep.Script, "version", old.version)
 		}
 		return false, nil
 	}
-	gen, err := s.build(ep, src, old.version)
+	gen, err := s.build(ep, src, old)
 	if err != nil {
 		if current != nil && !current() {
 			return false, err
@@ -228,6 +241,8 @@ func (s *Service) update(ep config.Endpoint, src []byte, current func() bool) (c
 	s.mu.Lock()
 	s.gen = gen
 	s.mu.Unlock()
+	// Its modules are the ones to watch now.
+	s.modHook.call()
 	old.cancel() // the old states handle what they hold, suspended handlers finish, then they stop
 	old.done.Wait()
 	old.http.Close()

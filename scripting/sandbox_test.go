@@ -84,7 +84,7 @@ func TestSandboxStopsEveryAttack(t *testing.T) {
 		"execute":  "attempt to index a non-table object(nil) with key 'execute'",
 		"open":     "attempt to index a non-table object(nil) with key 'open'",
 		"bytecode": "attempt to call a non-function object",
-		"require":  "attempt to call a non-function object",
+		"require":  "a module is named by words and dots under the service's folder",
 		"dofile":   "attempt to call a non-function object",
 		"rep":      "string.rep: result would exceed",
 		"getmeta":  "string.rep: result would exceed",

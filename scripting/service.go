@@ -52,6 +52,7 @@ type Service struct {
 
 	reloadMu sync.Mutex // one reload at a time
 	status   statusBox
+	modHook  moduleHook // told when the running version loads a module (modules.go)
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -83,7 +84,7 @@ func New(ep config.Endpoint, log *slog.Logger, m *metrics.Endpoint, opts ...Opti
 	for _, opt := range opts {
 		opt(s)
 	}
-	gen, err := s.build(ep, src, "")
+	gen, err := s.build(ep, src, nil)
 	if err != nil {
 		cancel()
 		return nil, err

@@ -27,6 +27,12 @@ func Read(path string, limit int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return readOpened(f, path, limit)
+}
+
+// readOpened reads f, opened without blocking from path, as Read does, and
+// closes it.
+func readOpened(f *os.File, path string, limit int64) ([]byte, error) {
 	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {

@@ -44,13 +44,20 @@ type Manager struct {
 	cfgState   ConfigStatus
 	retiring   sync.WaitGroup // services of removed endpoints, closing
 	retiringN  atomic.Int32   // how many of them are still closing
+	// modulesSeen is signalled when a service loads a module it had not
+	// loaded, so that the watcher watches its folder (modules.go).
+	modulesSeen chan struct{}
 }
 
 // New returns a manager for a gateway that serves cfg with services
 // (endpoint path -> service) through server.
 func New(cfg *config.Config, services map[string]*scripting.Service, server Server, log *slog.Logger, m *metrics.Metrics) *Manager {
-	return &Manager{log: log, metrics: m, server: server, cfg: cfg, services: services, fileListen: cfg.Listen,
-		cfgState: ConfigStatus{File: cfg.File, LoadedAt: time.Now()}}
+	mgr := &Manager{log: log, metrics: m, server: server, cfg: cfg, services: services, fileListen: cfg.Listen,
+		cfgState: ConfigStatus{File: cfg.File, LoadedAt: time.Now()}, modulesSeen: make(chan struct{}, 1)}
+	for _, s := range services {
+		mgr.hookModules(s)
+	}
+	return mgr
 }
 
 // ListenOverridden tells the manager that the gateway listens on an
@@ -322,6 +329,7 @@ func (m *Manager) apply(next *config.Config) (added, removed, changed []string, 
 			}
 			return nil, nil, nil, fmt.Errorf("endpoint %s: %w", ep.Path, err)
 		}
+		m.hookModules(s)
 		started = append(started, s)
 		services[ep.Path] = s
 		added = append(added, ep.Path)
@@ -378,14 +386,19 @@ func (m *Manager) retire(path string, s *scripting.Service, timeout time.Duratio
 	}()
 }
 
-// watched returns the files to watch: the config and every script.
-func (m *Manager) watched() (configFile string, scripts map[string][]string) {
+// watched returns the files to watch: the config, every script and every
+// module a running version loaded (file -> the endpoints that use it).
+func (m *Manager) watched() (configFile string, scripts, modules map[string][]string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	scripts = make(map[string][]string)
+	scripts, modules = make(map[string][]string), make(map[string][]string)
 	for path, s := range m.services {
 		script := filepath.Clean(s.Endpoint().Script)
 		scripts[script] = append(scripts[script], path)
+		for _, mod := range s.Modules() {
+			mod = filepath.Clean(mod)
+			modules[mod] = append(modules[mod], path)
+		}
 	}
-	return filepath.Clean(m.cfg.File), scripts
+	return filepath.Clean(m.cfg.File), scripts, modules
 }

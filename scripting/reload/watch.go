@@ -30,10 +30,12 @@ const (
 	Settle = 100 * time.Millisecond
 )
 
-// Watch reloads what is saved until ctx is done: the config file and the
-// scripts. It watches their folders, so a save by rename-and-replace is
-// seen too; a file missing when it is looked at is left alone until it
-// appears. It is NewWatcher, then Run.
+// Watch reloads what is saved until ctx is done: the config file, the
+// scripts and the modules their running versions loaded (a service is
+// reloaded when one of its modules is saved; a module a handler requires
+// later is watched from then on). It watches their folders, so a save by
+// rename-and-replace is seen too; a file missing when it is looked at is
+// left alone until it appears. It is NewWatcher, then Run.
 func (m *Manager) Watch(ctx context.Context) error {
 	w, err := m.NewWatcher()
 	if err != nil {
@@ -58,7 +60,7 @@ func (m *Manager) NewWatcher() (*Watcher, error) {
 		return nil, fmt.Errorf("watch: %w", err)
 	}
 	w := &Watcher{m: m, fs: fw, folders: map[string]bool{}}
-	if err := m.watchFolders(fw, w.folders); err != nil {
+	if _, err := m.watchFolders(fw, w.folders); err != nil {
 		fw.Close()
 		return nil, err
 	}
@@ -91,8 +93,19 @@ func (w *Watcher) Run(ctx context.Context) error {
 			if m.lookAtPending(pending) {
 				look.Reset(Settle)
 			}
-			if err := m.watchFolders(w.fs, w.folders); err != nil {
+			if _, err := m.watchFolders(w.fs, w.folders); err != nil {
 				m.log.Warn("watching files", "err", err)
+			}
+		case <-m.modulesSeen: // a module, perhaps in a folder not watched yet
+			added, err := m.watchFolders(w.fs, w.folders)
+			if err != nil {
+				m.log.Warn("watching files", "err", err)
+			}
+			// A module in a folder watched only now may have been saved
+			// since it was loaded: look at it (a reload finds out whether
+			// it changed, and restarts nothing if it did not).
+			if m.pendModulesIn(added, pending) {
+				look.Reset(Quiet)
 			}
 		case <-ctx.Done():
 			return nil
@@ -100,29 +113,35 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 }
 
-// watchFolders adds the folders of the watched files not yet watched.
-func (m *Manager) watchFolders(w *fsnotify.Watcher, folders map[string]bool) error {
-	cfg, scripts := m.watched()
+// watchFolders adds the folders of the watched files not yet watched,
+// returning those it added.
+func (m *Manager) watchFolders(w *fsnotify.Watcher, folders map[string]bool) (added []string, err error) {
+	cfg, scripts, modules := m.watched()
 	dirs := []string{filepath.Dir(cfg)}
 	for script := range scripts {
 		dirs = append(dirs, filepath.Dir(script))
+	}
+	for mod := range modules {
+		dirs = append(dirs, filepath.Dir(mod))
 	}
 	for _, d := range dirs {
 		if folders[d] {
 			continue
 		}
 		if err := w.Add(d); err != nil {
-			return fmt.Errorf("watch %s: %w", d, err)
+			return added, fmt.Errorf("watch %s: %w", d, err)
 		}
 		folders[d] = true
+		added = append(added, d)
 	}
-	return nil
+	return added, nil
 }
 
 func (m *Manager) isWatched(name string) bool {
-	cfg, scripts := m.watched()
-	_, ok := scripts[name]
-	return ok || name == cfg
+	cfg, scripts, modules := m.watched()
+	_, isScript := scripts[name]
+	_, isModule := modules[name]
+	return isScript || isModule || name == cfg
 }
 
 // lookAtPending reads each saved file. One that holds what it held at the
@@ -132,7 +151,7 @@ func (m *Manager) isWatched(name string) bool {
 // for by returning true. A file that is missing or empty is left alone
 // until an event brings it back.
 func (m *Manager) lookAtPending(pending map[string][]byte) (again bool) {
-	cfg, scripts := m.watched()
+	cfg, scripts, _ := m.watched()
 	stable := map[string][]byte{}
 	for name, last := range pending {
 		now, err := readWatched(name, name == cfg)
@@ -159,13 +178,16 @@ func (m *Manager) lookAtPending(pending map[string][]byte) (again bool) {
 	if src, ok := stable[cfg]; ok {
 		m.reloadConfigFile(src, func() bool { return stillHolds(cfg, true, src) })
 		delete(stable, cfg)
-		_, scripts = m.watched() // the config may have changed them
+		_, scripts, _ = m.watched() // the config may have changed them
 	}
+	reloaded := map[string]bool{} // endpoints
 	for script, src := range stable {
 		for _, endpoint := range scripts[script] {
 			m.reloadScriptSource(endpoint, script, src)
+			reloaded[endpoint] = true
 		}
 	}
+	m.reloadModuleUsers(stable, reloaded)
 	return again
 }
 
