@@ -110,6 +110,10 @@ func (c *Conn) readLoop() {
 					echo = nil
 				}
 				c.write(ws.OpClose, echo) //nolint:errcheck // the end is seen by the reader
+			} else {
+				// The answer to the test's close: the handshake is complete,
+				// and the browser lets the connection go.
+				c.nc.Close()
 			}
 			continue
 		case ws.OpText, ws.OpBinary:

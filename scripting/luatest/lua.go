@@ -97,6 +97,7 @@ func (tt *test) install(L *lua.LState) {
 		"close":          tt.closeClient,
 		"drop": func(L *lua.LState) int {
 			tt.conn(L).Drop()
+			tt.settle(L)
 			return 0
 		},
 		"expect_close": tt.expectClose,
@@ -188,6 +189,7 @@ func (tt *test) connect(L *lua.LState) int {
 		}
 		tt.raise(L, "connect: %v", err)
 	}
+	tt.settle(L)
 	ud := L.NewUserData()
 	ud.Value = c
 	L.SetMetatable(ud, L.GetTypeMetatable(clientType))
@@ -230,6 +232,7 @@ func (tt *test) send(L *lua.LState, binary bool) int {
 	if err := c.Send(L.CheckString(2), binary); err != nil {
 		tt.raise(L, "%v", err)
 	}
+	tt.settle(L)
 	return 0
 }
 
@@ -240,6 +243,7 @@ func (tt *test) closeClient(L *lua.LState) int {
 	if err := c.Close(code, L.OptString(3, "")); err != nil {
 		tt.raise(L, "%v", err)
 	}
+	tt.settle(L)
 	return 0
 }
 
