@@ -37,20 +37,42 @@ type test struct {
 }
 
 // raise fails the test at the test file's line that called the API
-// function running now.
+// function running now; when that line is in a helper function, the lines
+// that called the helper follow, as in a traceback.
 func (tt *test) raise(L *lua.LState, format string, args ...any) {
 	ud := L.NewUserData()
-	ud.Value = &failure{msg: where(L) + fmt.Sprintf(format, args...)}
+	msg := fmt.Sprintf(format, args...)
+	frames := callers(L)
+	if len(frames) > 0 {
+		msg = frames[0] + ": " + msg
+	}
+	if len(frames) > 1 {
+		msg += " (called from " + strings.Join(frames[1:], ", ") + ")"
+	}
+	ud.Value = &failure{msg: msg}
 	L.Error(ud, 0)
+}
+
+// callers returns the "file:line" of each Lua function on the stack,
+// innermost first, up to the test function.
+func callers(L *lua.LState) []string {
+	var out []string
+	for level := 1; level < 50; level++ {
+		if _, ok := L.GetStack(level); !ok {
+			break
+		}
+		if w := strings.TrimSuffix(L.Where(level), ":"); w != "" {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // where returns "file:line: " of the innermost Lua function that called
 // into Go.
 func where(L *lua.LState) string {
-	for level := 1; level < 20; level++ {
-		if w := L.Where(level); w != "" {
-			return w + " "
-		}
+	if frames := callers(L); len(frames) > 0 {
+		return frames[0] + ": "
 	}
 	return ""
 }
