@@ -158,7 +158,10 @@ return {
   connect = function(client, req)
     if req.query.deny then return false, 403, "denied" end
   end,
-  message = function(client, data, kind) client:send(data, kind) end,
+  message = function(client, data, kind)
+    if data == "quit" then return client:close(4000, "bye") end
+    client:send(data, kind)
+  end,
 }
 `,
 	"echo_test.lua": `
@@ -176,6 +179,12 @@ test("wrong_json", function(t)
   local a = t:connect()
   a:send('{"type":"x","n":[1,2]}')
   a:expect{type = "x", n = {1, 3}}
+end)
+test("closes", function(t)
+  local a = t:connect()
+  a:send("quit")
+  local code, reason = a:expect_close(4000, "bye")
+  print("closed with", code, reason)
 end)
 test("refusal", function(t)
   local status, reason = t:refused{query = {deny = "1"}}
@@ -203,9 +212,12 @@ FAIL	echo_test.lua	0.00s
 func TestMoongateTestRunFilter(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, echoTestFiles)
-	out, code := moongateTest(t, dir, "-config", "config.yaml", "-run", "^(echoes|refusal)$", "-v", "echo_test.lua")
+	out, code := moongateTest(t, dir, "-config", "config.yaml", "-run", "^(echoes|closes|refusal)$", "-v", "echo_test.lua")
 	want := `=== RUN   echoes
 --- PASS: echoes (0.00s)
+=== RUN   closes
+--- PASS: closes (0.00s)
+    echo_test.lua:21: closed with 4000 bye
 === RUN   refusal
 --- PASS: refusal (0.00s)
 PASS

@@ -110,11 +110,11 @@ func (c *Conn) readLoop() {
 					echo = nil
 				}
 				c.write(ws.OpClose, echo) //nolint:errcheck // the end is seen by the reader
-			} else {
-				// The answer to the test's close: the handshake is complete,
-				// and the browser lets the connection go.
-				c.nc.Close()
 			}
+			// The handshake is complete (net.Pipe's writes return once
+			// read): the browser lets the connection go, which the
+			// gateway waits for (it would see the end of a TCP stream).
+			c.nc.Close()
 			continue
 		case ws.OpText, ws.OpBinary:
 			if inMsg {

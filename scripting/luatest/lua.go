@@ -509,6 +509,9 @@ func (tt *test) expectClose(L *lua.LState) int {
 		tt.raise(L, "expected the connection closed, got %s", describe(m))
 	}
 	closed, code, got := c.CloseStatus()
+	if !closed && c.Ended() {
+		tt.raise(L, "expected a close frame, but the connection ended without one")
+	}
 	if !closed {
 		tt.raise(L, "expected the connection closed, but it is open")
 	}

@@ -336,6 +336,10 @@ func execute(f File, tc testCase, databases func() (scripting.Databases, func(),
 	}
 	tt := &test{name: tc.name, L: L, h: h, logs: sink}
 	tt.install(L)
+	L.SetGlobal("print", L.NewFunction(func(L *lua.LState) int { // as t:log
+		sink.add(where(L) + joinArgs(L, 1))
+		return 0
+	}))
 	L.Push(fns[tc.name])
 	L.Push(tt.value(L))
 	if err := L.PCall(1, 0, nil); err != nil {
