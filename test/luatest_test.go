@@ -200,7 +200,7 @@ func TestMoongateTestReportsFailures(t *testing.T) {
 	want := `--- FAIL: wrong_text (0.00s)
     echo_test.lua:10: expected "bye", got hi
 --- FAIL: wrong_json (0.00s)
-    echo_test.lua:15: expected {"n":[1,3],"type":"x"}, got {"type":"x","n":[1,2]} (at .n[2]: want 3, got 2)
+    echo_test.lua:15: expected {"n":[1,3],"type":"x"}, got {"type":"x","n":[1,2]} (.n[2]: want 3, got 2)
 FAIL
 FAIL	echo_test.lua	0.00s
 `

@@ -342,12 +342,8 @@ func (tt *test) expect(L *lua.LState) int {
 		if err != nil {
 			tt.raise(L, "expected %s, got %s (not JSON: %v)", shown, m.Data, err)
 		}
-		if path, why := subset(w, got, ""); why != "" {
-			at := ""
-			if path != "" {
-				at = " (at " + path + ": " + why + ")"
-			}
-			tt.raise(L, "expected %s, got %s%s", shown, m.Data, at)
+		if diffs := subset(w, got, "", nil); len(diffs) > 0 {
+			tt.raise(L, "expected %s, got %s (%s)", shown, m.Data, strings.Join(diffs, "; "))
 		}
 		L.Push(got)
 		return 1
@@ -380,33 +376,37 @@ func (tt *test) matches(L *lua.LState, s, pat string) bool {
 	return found
 }
 
-// subset reports where got differs from want, or "" when it matches: a
-// table of want with keys 1..n (or marked json.array) is an array, and
-// got must be an array of the same length whose elements match; any
-// other table is an object, each of whose keys got must have with a
+// maxDiffs bounds the differences a failed table expectation lists.
+const maxDiffs = 4
+
+// subset lists where got differs from want (nothing when it matches), as
+// "path: why": a table of want with keys 1..n (or marked json.array) is an
+// array, and got must be an array of the same length whose elements match;
+// any other table is an object, each of whose keys got must have with a
 // matching value (got may have more keys); other values must be equal.
-func subset(want, got lua.LValue, path string) (string, string) {
+func subset(want, got lua.LValue, path string, out []string) []string {
+	if len(out) >= maxDiffs {
+		return out
+	}
 	wt, ok := want.(*lua.LTable)
 	if !ok {
 		if want == got || (luaval.IsNull(want) && luaval.IsNull(got)) {
-			return "", ""
+			return out
 		}
-		return orRoot(path), fmt.Sprintf("want %s, got %s", show(want), show(got))
+		return append(out, fmt.Sprintf("%s: want %s, got %s", orRoot(path), show(want), show(got)))
 	}
 	gt, ok := got.(*lua.LTable)
 	if !ok {
-		return orRoot(path), fmt.Sprintf("want a table, got %s", show(got))
+		return append(out, fmt.Sprintf("%s: want a table, got %s", orRoot(path), show(got)))
 	}
 	if n, isArray := arrayLen(wt); isArray {
 		if gn, gotArray := arrayLen(gt); !gotArray || gn != n {
-			return orRoot(path), fmt.Sprintf("want an array of %d, got %s", n, show(got))
+			return append(out, fmt.Sprintf("%s: want an array of %d, got %s", orRoot(path), n, show(got)))
 		}
 		for i := 1; i <= n; i++ {
-			if p, why := subset(wt.RawGetInt(i), gt.RawGetInt(i), fmt.Sprintf("%s[%d]", path, i)); why != "" {
-				return p, why
-			}
+			out = subset(wt.RawGetInt(i), gt.RawGetInt(i), fmt.Sprintf("%s[%d]", path, i), out)
 		}
-		return "", ""
+		return out
 	}
 	type pair struct{ k, v lua.LValue }
 	var pairs []pair
@@ -416,13 +416,15 @@ func subset(want, got lua.LValue, path string) (string, string) {
 		gv := gt.RawGet(p.k)
 		at := path + "." + p.k.String()
 		if gv == lua.LNil {
-			return at, "missing"
+			out = append(out, at+": missing")
+			continue
 		}
-		if q, why := subset(p.v, gv, at); why != "" {
-			return q, why
-		}
+		out = subset(p.v, gv, at, out)
 	}
-	return "", ""
+	if len(out) > maxDiffs {
+		out = out[:maxDiffs]
+	}
+	return out
 }
 
 func orRoot(path string) string {
