@@ -270,3 +270,17 @@ func TestShippedLuaTests(t *testing.T) {
 		t.Error("moongate test opened the configured database; it should use a stand-in")
 	}
 }
+
+func TestMoongateTestTimeout(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"config.yaml": "endpoints:\n  - path: /x\n    script: x.lua\n",
+		"x.lua":       "return {}\n",
+		"x_test.lua":  "return { test_loop = function(t) while true do end end, test_ok = function(t) end }\n",
+	})
+	out, code := moongateTest(t, dir, "-config", "config.yaml", "-timeout", "200ms")
+	want := "--- FAIL: test_loop (0.00s)\n    the test ran past its timeout of 200ms\nFAIL\nFAIL\tx_test.lua\t0.00s\n"
+	if code != 1 || out != want {
+		t.Errorf("exit %d, output:\n%s\nwant:\n%s", code, out, want)
+	}
+}

@@ -21,8 +21,9 @@ func testCommand(args []string, stdout, stderr io.Writer) int {
 	path := fs.String("config", defaultConfig, "config whose endpoints the tests run")
 	run := fs.String("run", "", "run only the tests whose names match this regular expression")
 	verbose := fs.Bool("v", false, "report every test and its log, not only the failures")
+	timeout := fs.Duration("timeout", luatest.DefaultTimeout, "fail a test that takes longer than this (real time)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: moongate test [-config FILE] [-run PATTERN] [-v] [PATH...]")
+		fmt.Fprintln(stderr, "Usage: moongate test [-config FILE] [-run PATTERN] [-v] [-timeout D] [PATH...]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -50,7 +51,7 @@ func testCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "no test files (*_test.lua beside the scripts of %s)\n", cfg.File)
 		return 0
 	}
-	ok := luatest.Run(files, luatest.Options{Run: pattern, Verbose: *verbose, Out: stdout,
+	ok := luatest.Run(files, luatest.Options{Run: pattern, Verbose: *verbose, Out: stdout, Timeout: *timeout,
 		Databases: func() (scripting.Databases, func(), error) {
 			dbs, err := openStandIns(context.Background(), cfg)
 			if err != nil {

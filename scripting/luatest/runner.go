@@ -7,6 +7,7 @@
 package luatest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -40,7 +41,12 @@ type Options struct {
 	// Databases returns the databases lent to the service of one test, and
 	// how to close them; nil: none.
 	Databases func() (scripting.Databases, func(), error)
+	// Timeout bounds the real time one test may take (DefaultTimeout when 0).
+	Timeout time.Duration
 }
+
+// DefaultTimeout bounds the real time of one test when Options.Timeout is 0.
+const DefaultTimeout = time.Minute
 
 // Find returns the test files to run: those under paths (files, or
 // folders searched for *_test.lua), or, with no paths, those beside each
@@ -295,7 +301,11 @@ func runTest(f File, tc testCase, o Options) bool {
 		fmt.Fprintf(o.Out, "=== RUN   %s\n", tc.name)
 	}
 	begin := time.Now()
-	lines, failed := execute(f, tc, o.Databases)
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	lines, failed := execute(f, tc, o.Databases, timeout)
 	took := time.Since(begin).Seconds()
 	if failed {
 		fmt.Fprintf(o.Out, "--- FAIL: %s (%.2fs)\n", tc.name, took)
@@ -313,7 +323,7 @@ func runTest(f File, tc testCase, o Options) bool {
 // execute runs one test: a fresh Lua state for the file, a fresh service
 // for the endpoint with the databases lent to it. It returns what to print
 // under the test and whether it failed.
-func execute(f File, tc testCase, databases func() (scripting.Databases, func(), error)) (lines []string, failed bool) {
+func execute(f File, tc testCase, databases func() (scripting.Databases, func(), error), timeout time.Duration) (lines []string, failed bool) {
 	sink := &logSink{}
 	L, _, fns, err := load(f.Path)
 	if err != nil {
@@ -340,10 +350,17 @@ func execute(f File, tc testCase, databases func() (scripting.Databases, func(),
 		sink.add(where(L) + joinArgs(L, 1))
 		return 0
 	}))
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	L.SetContext(ctx)
 	L.Push(fns[tc.name])
 	L.Push(tt.value(L))
 	if err := L.PCall(1, 0, nil); err != nil {
-		sink.add(errorText(err))
+		if ctx.Err() != nil {
+			sink.add(fmt.Sprintf("the test ran past its timeout of %s", timeout))
+		} else {
+			sink.add(errorText(err))
+		}
 		failed = true
 	} else if err := h.Settle(); err != nil {
 		sink.add(err.Error())
