@@ -48,12 +48,15 @@ type handler struct {
 	attrs []slog.Attr
 }
 
-func (h handler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+// Enabled takes every level: a script's own log lines (log.debug too) are
+// shown under its test; the runtime's are shown from warnings up.
+func (h handler) Enabled(context.Context, slog.Level) bool { return true }
 
+// Handle keeps a script error apart (see logSink) and a log line as one
+// line: "file:line: log info: message key=value ..." for a script's own.
 func (h handler) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "service %s: %s", strings.ToLower(r.Level.String()), r.Message)
-	var errText, handlerName string
+	var fields strings.Builder
+	var errText, handlerName, traceback, at string
 	show := func(a slog.Attr) bool {
 		switch a.Key {
 		case "endpoint", "state", "client":
@@ -62,25 +65,41 @@ func (h handler) Handle(_ context.Context, r slog.Record) error {
 			errText = a.Value.String()
 		case "handler":
 			handlerName = a.Value.String()
+		case "traceback":
+			traceback = a.Value.String()
+			return true
+		case "at":
+			at = a.Value.String()
+			return true
 		}
-		fmt.Fprintf(&b, " %s=%q", a.Key, a.Value.String())
+		fmt.Fprintf(&fields, " %s=%q", a.Key, a.Value.String())
 		return true
 	}
 	for _, a := range h.attrs {
 		show(a)
 	}
 	r.Attrs(show)
-	h.sink.mu.Lock()
-	defer h.sink.mu.Unlock()
 	if r.Message == "script error" {
 		msg := errText
 		if handlerName != "" {
 			msg = "in the " + handlerName + " handler: " + msg
 		}
+		if traceback != "" {
+			msg += "\n" + traceback
+		}
+		h.sink.mu.Lock()
+		defer h.sink.mu.Unlock()
 		h.sink.errors = append(h.sink.errors, msg)
 		return nil
 	}
-	h.sink.lines = append(h.sink.lines, b.String())
+	if at == "" && r.Level < slog.LevelWarn {
+		return nil // the runtime's own news (a script loaded, say)
+	}
+	line := fmt.Sprintf("service %s: %s%s", strings.ToLower(r.Level.String()), r.Message, fields.String())
+	if at != "" {
+		line = fmt.Sprintf("%s: log %s: %s%s", at, strings.ToLower(r.Level.String()), r.Message, fields.String())
+	}
+	h.sink.add(line)
 	return nil
 }
 
