@@ -1,9 +1,9 @@
 # Moongate: `make test` runs every test; `make run` serves config.example.yaml.
 GO ?= go
 
-.PHONY: test vet fmt-check unit fuzz bench run build browser-deps
+.PHONY: test vet fmt-check unit luatest fuzz bench run build browser-deps
 
-test: fmt-check vet browser-deps unit fuzz
+test: fmt-check vet browser-deps unit luatest fuzz
 
 # A short fuzz run of each target on top of its seed corpus (a few seconds
 # each here); a crasher is kept under testdata/fuzz and stays a regression
@@ -40,6 +40,10 @@ unit:
 # Benchmarks print their figures as ratios against a baseline measured in the same run.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
+
+# The Lua tests beside the shipped scripts (scripts/*_test.lua, docs/testing.md).
+luatest:
+	$(GO) run ./cmd/moongate test
 
 run:
 	$(GO) run ./cmd/moongate

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"time"
 
 	"github.com/moongate/moongate/gateway/config"
 	"github.com/moongate/moongate/scripting/luaval"
@@ -106,18 +105,19 @@ func logFallback(v lua.LValue, err error) string {
 // openClock installs `clock`: now (Unix seconds), millis (Unix milliseconds)
 // and mono (seconds on a monotonic clock, for measuring intervals).
 func (st *state) openClock() {
-	origin := time.Now()
+	c := st.svc.clock
+	origin := c.Now()
 	st.setModule("clock", map[string]lua.LGFunction{
 		"now": func(L *lua.LState) int {
-			L.Push(lua.LNumber(float64(time.Now().UnixMicro()) / 1e6))
+			L.Push(lua.LNumber(float64(c.Now().UnixMicro()) / 1e6))
 			return 1
 		},
 		"millis": func(L *lua.LState) int {
-			L.Push(lua.LNumber(time.Now().UnixMilli()))
+			L.Push(lua.LNumber(c.Now().UnixMilli()))
 			return 1
 		},
 		"mono": func(L *lua.LState) int {
-			L.Push(lua.LNumber(time.Since(origin).Seconds()))
+			L.Push(lua.LNumber(c.Now().Sub(origin).Seconds()))
 			return 1
 		},
 	})

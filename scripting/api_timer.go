@@ -30,7 +30,7 @@ type timers struct {
 type luaTimer struct {
 	fn    *lua.LFunction
 	every time.Duration // 0 for a one-shot timer
-	t     *time.Timer
+	t     Timer
 }
 
 func (ts *timers) init() {
@@ -134,7 +134,7 @@ func (st *state) schedule(L *lua.LState, repeat bool) int {
 	if repeat {
 		t.every = d
 	}
-	t.t = time.AfterFunc(d, func() { st.timers.fire(id) })
+	t.t = st.svc.clock.AfterFunc(d, func() { st.timers.fire(id) })
 	st.timers.m[id] = t
 	L.Push(lua.LNumber(id))
 	return 1

@@ -48,10 +48,12 @@ func check(ep config.Endpoint, start bool, opts ...Option) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{metrics: metrics.Discard(), hub: hub.New(), store: store.New(0), log: slog.New(slog.DiscardHandler)}
+	s := &Service{metrics: metrics.Discard(), hub: hub.New(), log: slog.New(slog.DiscardHandler), clock: RealClock{}}
 	for _, opt := range opts {
 		opt(s)
 	}
+	s.store = store.New(0, store.WithClock(s.clock.Now))
+	s.named.clock = s.clock
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	defer s.wg.Wait()
 	defer s.cancel()

@@ -32,6 +32,7 @@ type namedTimers struct {
 	m       map[string]*namedTimer
 	armings uint64 // numbers each arming, so that a replaced timer's late firing is ignored
 	stopped bool
+	clock   Clock // set once, before any timer is armed
 }
 
 // namedTimer is one pending named timer.
@@ -41,7 +42,7 @@ type namedTimer struct {
 	every  time.Duration
 	next   time.Time // when it fires next
 	arming uint64
-	t      *time.Timer
+	t      Timer
 }
 
 // set arms the timer name to fire at `at` (and then every `every`, if not
@@ -64,7 +65,7 @@ func (nt *namedTimers) set(name string, data any, at time.Time, every time.Durat
 	}
 	nt.armings++
 	t := &namedTimer{name: name, data: data, every: every, next: at, arming: nt.armings}
-	t.t = time.AfterFunc(time.Until(at), func() { fire(t) })
+	t.t = nt.clock.AfterFunc(at.Sub(nt.clock.Now()), func() { fire(t) })
 	nt.m[name] = t
 	return nil
 }
@@ -113,7 +114,7 @@ func (nt *namedTimers) rearm(t *namedTimer) {
 	if nt.stopped || nt.m[t.name] != t {
 		return
 	}
-	t.next = time.Now().Add(t.every)
+	t.next = nt.clock.Now().Add(t.every)
 	t.t.Reset(t.every)
 }
 
@@ -210,7 +211,7 @@ func (st *state) timerEveryNamed(L *lua.LState, seconds float64) int {
 	}
 	name, data := namedTimerArgs(L)
 	every := time.Duration(seconds * float64(time.Second))
-	st.setNamed(L, name, data, time.Now().Add(every), every)
+	st.setNamed(L, name, data, st.svc.clock.Now().Add(every), every)
 	return 0
 }
 

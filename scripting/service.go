@@ -48,6 +48,7 @@ type Service struct {
 	gen *generation
 
 	named   namedTimers   // timer.at and named timer.every: the service's, across reloads
+	clock   Clock         // the scripts' time (clock.go)
 	started chan struct{} // closed once the first generation is current
 
 	reloadMu sync.Mutex // one reload at a time
@@ -78,12 +79,14 @@ func New(ep config.Endpoint, log *slog.Logger, m *metrics.Endpoint, opts ...Opti
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
-		metrics: m, hub: hub.New(), store: store.New(0), ctx: ctx, cancel: cancel,
+		metrics: m, hub: hub.New(), ctx: ctx, cancel: cancel, clock: RealClock{},
 		log: log.With("endpoint", ep.Path), started: make(chan struct{}),
 	}
 	for _, opt := range opts {
 		opt(s)
 	}
+	s.store = store.New(0, store.WithClock(s.clock.Now))
+	s.named.clock = s.clock
 	gen, err := s.build(ep, src, nil)
 	if err != nil {
 		cancel()

@@ -182,6 +182,9 @@ func (st *state) handle(ev event) {
 	case evTimer:
 		st.runNamed(ev)
 	case evBarrier:
+		if probe, ok := ev.value.(func(*state)); ok { // Idle's (idle.go)
+			probe(st)
+		}
 		close(ev.reply)
 	case evHTTP:
 		st.serveHTTP(ev.http)

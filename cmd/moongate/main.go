@@ -7,6 +7,7 @@
 //	moongate check [-config FILE]
 //	moongate token -sub ID [-name NAME] [-ttl 1h] [-secret-env VAR]
 //	moongate reload [-config FILE | -addr HOST:PORT]
+//	moongate test [-config FILE] [-run PATTERN] [-v] [PATH...]
 package main
 
 import (
@@ -39,6 +40,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return tokenCommand(rest, stdout, stderr)
 	case "reload":
 		return reloadCommand(rest, stdout, stderr)
+	case "test":
+		return testCommand(rest, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -53,6 +56,7 @@ const usage = `Usage:
   moongate check [flags]   validate the config and compile every script, then exit
   moongate token [flags]   print a signed sign-in token (-sub alice -name Alice -ttl 1h)
   moongate reload [flags]  make the running gateway reload its scripts (-config or -addr)
+  moongate test [flags]    run the *_test.lua files beside the scripts (-run PATTERN, -v)
   moongate help            show this help
 
 Run "moongate run -h" or "moongate check -h" for the flags of each command.

@@ -42,13 +42,31 @@ type item struct {
 
 func (it item) live(now time.Time) bool { return it.expires.IsZero() || now.Before(it.expires) }
 
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock makes the store read the time from now (time.Now by default)
+// to set and check expiries: a test's virtual clock expires keys without
+// waiting.
+func WithClock(now func() time.Time) Option {
+	return func(s *Store) {
+		if now != nil {
+			s.now = now
+		}
+	}
+}
+
 // New returns an empty store that holds at most maxKeys keys
 // (DefaultMaxKeys when maxKeys <= 0).
-func New(maxKeys int) *Store {
+func New(maxKeys int, opts ...Option) *Store {
 	if maxKeys <= 0 {
 		maxKeys = DefaultMaxKeys
 	}
-	return &Store{items: make(map[string]item), maxKeys: maxKeys, now: time.Now}
+	s := &Store{items: make(map[string]item), maxKeys: maxKeys, now: time.Now}
+	for _, opt := range opts {
+		opt(s)
+	}
+	return s
 }
 
 // expiry turns a time to live into an expiry time; ttl <= 0 means never.
