@@ -30,7 +30,7 @@ func checkCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	dbs, err := openStandIns(context.Background(), cfg)
+	dbs, err := openStandIns(context.Background(), cfg, false)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

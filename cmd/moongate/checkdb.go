@@ -27,11 +27,13 @@ func (s standIns) Close() {
 	}
 }
 
-// openStandIns returns stand-ins for the SQLite databases cfg declares.
-func openStandIns(ctx context.Context, cfg *config.Config) (standIns, error) {
+// openStandIns returns stand-ins for the SQLite databases cfg declares,
+// and with servers for the others too (PostgreSQL stood in for by SQLite:
+// what `moongate test` lends, where SQL kept portable runs the same).
+func openStandIns(ctx context.Context, cfg *config.Config, servers bool) (standIns, error) {
 	s := standIns{}
 	for _, d := range cfg.Databases {
-		if d.Driver != config.DriverSQLite {
+		if d.Driver != config.DriverSQLite && !servers {
 			continue
 		}
 		mem, err := db.Open(ctx, db.Config{Name: d.Name, Driver: config.DriverSQLite, DSN: ":memory:", Timeout: d.Timeout})

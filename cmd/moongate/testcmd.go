@@ -53,7 +53,7 @@ func testCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	ok := luatest.Run(files, luatest.Options{Run: pattern, Verbose: *verbose, Out: stdout, Timeout: *timeout,
 		Databases: func() (scripting.Databases, func(), error) {
-			dbs, err := openStandIns(context.Background(), cfg)
+			dbs, err := openStandIns(context.Background(), cfg, true)
 			if err != nil {
 				return nil, nil, err
 			}

@@ -30,10 +30,11 @@ type failure struct{ msg string }
 
 // test is one running test: its Lua state, harness and what it reports.
 type test struct {
-	name string
-	L    *lua.LState
-	h    *Harness
-	logs *logSink
+	name    string
+	L       *lua.LState
+	h       *Harness
+	logs    *logSink
+	outages *outages // the service's databases, nil when it has none
 }
 
 // raise fails the test at the test file's line that called the API
@@ -100,6 +101,8 @@ func (tt *test) install(L *lua.LState) {
 			tt.raise(L, "%s", joinArgs(L, 2))
 			return 0
 		},
+		"database_down": func(L *lua.LState) int { return tt.setDown(L, true) },
+		"database_up":   func(L *lua.LState) int { return tt.setDown(L, false) },
 		"script_errors": func(L *lua.LState) int {
 			out := L.NewTable()
 			for _, e := range tt.logs.takeErrors() {
@@ -526,4 +529,13 @@ func (tt *test) expectClose(L *lua.LState) int {
 	L.Push(lua.LNumber(code))
 	L.Push(lua.LString(got))
 	return 2
+}
+
+// setDown implements t:database_down(name) and t:database_up(name).
+func (tt *test) setDown(L *lua.LState, down bool) int {
+	name := L.CheckString(2)
+	if tt.outages == nil || !tt.outages.setDown(name, down) {
+		tt.raise(L, "the service has no database %q (list it under the endpoint's databases:)", name)
+	}
+	return 0
 }

@@ -331,12 +331,14 @@ func execute(f File, tc testCase, databases func() (scripting.Databases, func(),
 	}
 	defer L.Close()
 	var opts []scripting.Option
+	var dbs *outages
 	if databases != nil {
-		dbs, closeDBs, err := databases()
+		lent, closeDBs, err := databases()
 		if err != nil {
 			return []string{fmt.Sprintf("databases: %v", err)}, true
 		}
 		defer closeDBs()
+		dbs = &outages{lent: lent}
 		opts = append(opts, scripting.WithDatabases(dbs))
 	}
 	clock := NewVirtualClock(time.Now().Truncate(time.Second))
@@ -344,7 +346,7 @@ func execute(f File, tc testCase, databases func() (scripting.Databases, func(),
 	if err != nil {
 		return []string{fmt.Sprintf("starting %s: %v", f.Endpoint.Script, err)}, true
 	}
-	tt := &test{name: tc.name, L: L, h: h, logs: sink}
+	tt := &test{name: tc.name, L: L, h: h, logs: sink, outages: dbs}
 	tt.install(L)
 	L.SetGlobal("print", L.NewFunction(func(L *lua.LState) int { // as t:log
 		sink.add(where(L) + joinArgs(L, 1))

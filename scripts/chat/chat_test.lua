@@ -309,4 +309,24 @@ function tests.test_a_guest_keeps_a_name_a_user_wants(t)
   u:expect { type = "welcome", nick = "alice" }
 end
 
+function tests.test_a_message_that_cannot_be_stored_is_refused_and_sent_to_nobody(t)
+  local a, b = guest(t, "alice"), guest(t, "bob")
+  join(a, "lobby")
+  join(b, "lobby")
+  a:expect { type = "presence", event = "join", nick = "bob" }
+  t:database_down("main")
+  request(a, { type = "say", room = "lobby", text = "lost?" })
+  failure(a, "unavailable", "say")
+  b:expect_nothing()
+  t:database_up("main")
+  request(a, { type = "say", room = "lobby", text = "stored" })
+  a:expect { type = "message", text = "stored" }
+  b:expect { type = "message", text = "stored" }
+  local c = guest(t, "carol")
+  local joined = join(c, "lobby")
+  if #joined.history ~= 1 or joined.history[1].text ~= "stored" then
+    t:fail("history:", json.encode(joined.history))
+  end
+end
+
 return tests
