@@ -259,9 +259,9 @@ func TestSQLiteGroupCommitCanceled(t *testing.T) {
 	}
 }
 
-// A statement interrupted by its caller's timeout inside a batch (SQLite
-// may then roll back the whole transaction) fails alone: the statements
-// that ran before it, and those after, are committed.
+// A statement interrupted by its caller's timeout inside a batch fails
+// alone: SQLite then rolls back the whole transaction, and the statements
+// that ran before it are run again with those after it, and committed.
 func TestSQLiteGroupCommitInterrupted(t *testing.T) {
 	h := openHeldSQLite(t, 0)
 	mustExec(t, h.d, `CREATE TABLE i (v TEXT)`)
@@ -289,6 +289,40 @@ func TestSQLiteGroupCommitInterrupted(t *testing.T) {
 	rows := mustQuery(t, h.d, `SELECT v FROM i ORDER BY v`)
 	if len(rows.Values) != 3 {
 		t.Fatalf("rows = %v, want after, before, first", rows.Values)
+	}
+}
+
+// A full queue makes a caller wait for room within its timeout; one that
+// gets none fails with the timeout's error and its statement never runs.
+func TestSQLiteGroupCommitQueueFull(t *testing.T) {
+	h := openHeldSQLite(t, 0)
+	mustExec(t, h.d, `CREATE TABLE f (v TEXT)`)
+	h.arm()
+	results := []<-chan execResult{goExec(context.Background(), h.d, `INSERT INTO f (v) VALUES (?)`, "first")}
+	<-h.entered
+	for i := range MaxGroupCommitQueue {
+		results = append(results, goExec(context.Background(), h.d, `INSERT INTO f (v) VALUES (?)`, fmt.Sprint(i)))
+	}
+	waitFor(t, "a full queue", func() bool { return len(h.d.gc.queue) == MaxGroupCommitQueue })
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := h.d.Exec(ctx, `INSERT INTO f (v) VALUES (?)`, "no room"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("past a full queue: %v, want DeadlineExceeded", err)
+	}
+	h.open()
+	for _, ch := range results {
+		if r := <-ch; r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+	if r := mustQuery(t, h.d, `SELECT count(*) FROM f WHERE v != 'no room'`); r.Values[0][0] != int64(MaxGroupCommitQueue+1) {
+		t.Fatalf("%v rows, want %d", r.Values[0][0], MaxGroupCommitQueue+1)
+	}
+	if r := mustQuery(t, h.d, `SELECT count(*) FROM f WHERE v = 'no room'`); r.Values[0][0] != int64(0) {
+		t.Fatal("the statement that found no room ran")
+	}
+	if b := h.d.gc.batches.Load(); b < MaxGroupCommitQueue/MaxGroupCommitBatch {
+		t.Fatalf("%d batches for %d statements, want at least %d", b, MaxGroupCommitQueue+1, MaxGroupCommitQueue/MaxGroupCommitBatch)
 	}
 }
 
