@@ -4,7 +4,6 @@ import (
 	"container/list"
 	"context"
 	"database/sql"
-	"errors"
 	"strings"
 	"sync"
 	"unicode"
@@ -16,9 +15,6 @@ import (
 // connection that ran it), keyed by SQL text. Past the bound the least
 // recently used statement is closed (once no call is using it).
 const MaxCachedStatements = 64
-
-// errCacheClosed is the cause of preparing through a closed cache.
-var errCacheClosed = errors.New("the database is closed")
 
 // stmtCache keeps the prepared statements of one *sql.DB, at most max,
 // the least recently used evicted first. A statement handed out is
@@ -76,7 +72,7 @@ func (c *stmtCache) get(ctx context.Context, q string) (*cachedStmt, error) {
 	case c.closed:
 		c.mu.Unlock()
 		st.Close()
-		return nil, errCacheClosed
+		return nil, errClosed
 	case ok:
 		// Prepared meanwhile by another call: use that one.
 		c.lru.MoveToFront(e)
