@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,14 +22,34 @@ import (
 // queries with RETURNING or WITH included, and every transaction, use the
 // writer. The busy timeout (Config.Timeout) covers other processes sharing
 // the file. A ":memory:" database has the writer only.
+//
+// Statements are prepared once and kept, MaxCachedStatements for the
+// writer and as many for the readers. An Exec of plain DML (INSERT,
+// UPDATE, DELETE, REPLACE) outside a transaction goes through the
+// committer, which commits the statements of concurrent callers together
+// (see committer); any other statement runs alone.
 type sqliteDB struct {
 	name    string
 	timeout time.Duration
 	writer  *sql.DB
 	readers *sql.DB // nil: the writer reads too
+	wcache  *stmtCache
+	rcache  *stmtCache // nil when readers is
+	gc      *committer // nil: no group commit (benchmarks compare)
+}
+
+// sqliteOptions are the knobs tests and benchmarks of this package turn.
+type sqliteOptions struct {
+	noGroupCommit bool   // run every Exec alone, as before group commit
+	noCache       bool   // prepare nothing: every statement parsed at each call
+	hold          func() // committer.hold
 }
 
 func openSQLite(ctx context.Context, cfg Config) (DB, error) {
+	return openSQLiteWith(ctx, cfg, sqliteOptions{})
+}
+
+func openSQLiteWith(ctx context.Context, cfg Config, opts sqliteOptions) (DB, error) {
 	fail := func(err error) (DB, error) { return nil, &Error{DB: cfg.Name, Op: "open", Err: err} }
 	if cfg.DSN == "" {
 		return fail(fmt.Errorf("empty dsn (want a file path)"))
@@ -78,12 +99,36 @@ func openSQLite(ctx context.Context, cfg Config) (DB, error) {
 		}
 		d.readers = r
 	}
+	if !opts.noCache {
+		d.wcache = newStmtCache(d.writer, MaxCachedStatements)
+		if d.readers != nil {
+			d.rcache = newStmtCache(d.readers, MaxCachedStatements)
+		}
+	}
+	if !opts.noGroupCommit && !opts.noCache {
+		if d.gc, err = newCommitter(d, opts.hold); err != nil {
+			d.Close()
+			return fail(err)
+		}
+	}
 	return d, nil
 }
 
 func (d *sqliteDB) Name() string { return d.name }
 
+// Close stops the committer (the batch it runs is let finish, the
+// requests queued fail), closes the cached statements, then the
+// connections.
 func (d *sqliteDB) Close() error {
+	if d.gc != nil {
+		d.gc.close()
+	}
+	if d.wcache != nil {
+		d.wcache.close()
+	}
+	if d.rcache != nil {
+		d.rcache.close()
+	}
 	err := d.writer.Close()
 	if d.readers != nil {
 		if rerr := d.readers.Close(); err == nil {
@@ -96,22 +141,22 @@ func (d *sqliteDB) Close() error {
 	return nil
 }
 
-// readOnly reports whether q starts, after blanks and comments, with
-// SELECT or VALUES: statements that cannot write.
-func readOnly(q string) bool {
+// firstKeyword returns the first word of q, upper-cased, after blanks
+// and comments ("" when there is none).
+func firstKeyword(q string) string {
 	for {
 		q = strings.TrimLeftFunc(q, unicode.IsSpace)
 		switch {
 		case strings.HasPrefix(q, "--"):
 			i := strings.IndexByte(q, '\n')
 			if i < 0 {
-				return false
+				return ""
 			}
 			q = q[i+1:]
 		case strings.HasPrefix(q, "/*"):
 			i := strings.Index(q[2:], "*/")
 			if i < 0 {
-				return false
+				return ""
 			}
 			q = q[2+i+2:]
 		default:
@@ -119,10 +164,27 @@ func readOnly(q string) bool {
 			if i < 0 {
 				i = len(q)
 			}
-			w := strings.ToUpper(q[:i])
-			return w == "SELECT" || w == "VALUES"
+			return strings.ToUpper(q[:i])
 		}
 	}
+}
+
+// readOnly reports whether q starts, after blanks and comments, with
+// SELECT or VALUES: statements that cannot write.
+func readOnly(q string) bool {
+	w := firstKeyword(q)
+	return w == "SELECT" || w == "VALUES"
+}
+
+// plainDML reports whether q is one statement starting, after blanks and
+// comments, with INSERT, UPDATE, DELETE or REPLACE: what the committer
+// may run inside its transaction. (WITH … INSERT is not: it runs alone.)
+func plainDML(q string) bool {
+	switch firstKeyword(q) {
+	case "INSERT", "UPDATE", "DELETE", "REPLACE":
+		return singleStatement(q)
+	}
+	return false
 }
 
 // sqlRunner is what *sql.DB, *sql.Conn and *sql.Tx share.
@@ -132,15 +194,66 @@ type sqlRunner interface {
 }
 
 func (d *sqliteDB) Query(ctx context.Context, q string, args ...any) (*Rows, error) {
-	r := d.writer
+	r, c := d.writer, d.wcache
 	if d.readers != nil && readOnly(q) {
-		r = d.readers
+		r, c = d.readers, d.rcache
 	}
-	return sqliteQuery(ctx, d.name, d.timeout, r, q, args)
+	if c == nil || !singleStatement(q) {
+		return sqliteQuery(ctx, d.name, d.timeout, r, q, args)
+	}
+	args, err := checkArgs(args)
+	if err != nil {
+		return nil, &Error{DB: d.name, Op: "query", Err: err}
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	st, err := c.get(ctx, q)
+	if err != nil {
+		return nil, wrap(d.name, "query", ctx, err)
+	}
+	defer c.release(st)
+	return sqliteQuery(ctx, d.name, d.timeout, stmtRunner{st.st}, q, args)
 }
 
 func (d *sqliteDB) Exec(ctx context.Context, q string, args ...any) (Result, error) {
-	return sqliteExec(ctx, d.name, d.timeout, d.writer, q, args)
+	if d.wcache == nil || !singleStatement(q) {
+		return sqliteExec(ctx, d.name, d.timeout, d.writer, q, args)
+	}
+	args, err := checkArgs(args)
+	if err != nil {
+		return Result{}, &Error{DB: d.name, Op: "exec", Err: err}
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	st, err := d.wcache.get(ctx, q)
+	if err != nil {
+		return Result{}, wrap(d.name, "exec", ctx, err)
+	}
+	defer d.wcache.release(st)
+	if d.gc != nil && plainDML(q) {
+		res, err := d.gc.exec(ctx, st, args)
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) {
+				err = wrap(d.name, "exec", ctx, err)
+			}
+			return Result{}, err
+		}
+		return res, nil
+	}
+	return sqliteExec(ctx, d.name, d.timeout, stmtRunner{st.st}, q, args)
+}
+
+// stmtRunner runs one prepared statement as a sqlRunner (the query text
+// it is given is the statement's).
+type stmtRunner struct{ st *sql.Stmt }
+
+func (s stmtRunner) QueryContext(ctx context.Context, _ string, args ...any) (*sql.Rows, error) {
+	return s.st.QueryContext(ctx, args...)
+}
+
+func (s stmtRunner) ExecContext(ctx context.Context, _ string, args ...any) (sql.Result, error) {
+	return s.st.ExecContext(ctx, args...)
 }
 
 func sqliteQuery(ctx context.Context, name string, timeout time.Duration, r sqlRunner, q string, args []any) (*Rows, error) {
@@ -228,14 +341,34 @@ type sqliteTx struct {
 	name    string
 	timeout time.Duration
 	tx      *sql.Tx
+	cache   *stmtCache // statements already prepared are used; nil: none
+}
+
+// runner returns what runs q in the transaction: the cached statement of
+// q bound to it, when there is one (none is prepared here: preparing
+// through the pool would wait for the connection the transaction holds),
+// and a function to call when done.
+func (t *sqliteTx) runner(ctx context.Context, q string) (sqlRunner, func()) {
+	if t.cache == nil {
+		return t.tx, func() {}
+	}
+	st := t.cache.lookup(q)
+	if st == nil {
+		return t.tx, func() {}
+	}
+	return stmtRunner{t.tx.StmtContext(ctx, st.st)}, func() { t.cache.release(st) }
 }
 
 func (t *sqliteTx) Query(ctx context.Context, q string, args ...any) (*Rows, error) {
-	return sqliteQuery(ctx, t.name, t.timeout, t.tx, q, args)
+	r, done := t.runner(ctx, q)
+	defer done()
+	return sqliteQuery(ctx, t.name, t.timeout, r, q, args)
 }
 
 func (t *sqliteTx) Exec(ctx context.Context, q string, args ...any) (Result, error) {
-	return sqliteExec(ctx, t.name, t.timeout, t.tx, q, args)
+	r, done := t.runner(ctx, q)
+	defer done()
+	return sqliteExec(ctx, t.name, t.timeout, r, q, args)
 }
 
 // Tx waits at most the timeout for the writer connection, then runs fn in
@@ -258,7 +391,7 @@ func (d *sqliteDB) Tx(ctx context.Context, fn func(Tx) error) (err error) {
 			tx.Rollback()
 		}
 	}()
-	if err := fn(&sqliteTx{name: d.name, timeout: d.timeout, tx: tx}); err != nil {
+	if err := fn(&sqliteTx{name: d.name, timeout: d.timeout, tx: tx, cache: d.wcache}); err != nil {
 		done = true
 		if rerr := tx.Rollback(); rerr != nil {
 			return fmt.Errorf("%w (and rolling back: %v)", err, wrap(d.name, "rollback", ctx, rerr))
