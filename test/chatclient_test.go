@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,20 +33,26 @@ type event map[string]any
 
 func (e event) str(k string) string { s, _ := e[k].(string); return s }
 
-// chatter is one chat client; a goroutine collects what the server sends.
+// chatter is one chat client; a goroutine collects what the server sends,
+// without bound, so that the connection is always read (and pings
+// answered) however long a test waits before looking at its events.
 type chatter struct {
-	t      testing.TB
-	nick   string
-	conn   *websocket.Conn
-	events chan event
+	t    testing.TB
+	nick string
+	conn *websocket.Conn
+
+	mu     sync.Mutex
+	queue  []event
+	closed bool          // the connection has ended; queue holds what came before
+	more   chan struct{} // has a value when queue or closed may have changed
 }
 
 // newChatter connects to url (no hello yet).
 func newChatter(t testing.TB, url string) *chatter {
 	t.Helper()
-	c := &chatter{t: t, conn: dial(t, url), events: make(chan event, 10000)}
+	c := &chatter{t: t, conn: dial(t, url), more: make(chan struct{}, 1)}
 	go func() {
-		defer close(c.events)
+		defer c.push(nil)
 		for {
 			_, data, err := c.conn.Read(context.Background())
 			if err != nil {
@@ -55,10 +62,52 @@ func newChatter(t testing.TB, url string) *chatter {
 			if json.Unmarshal(data, &e) != nil {
 				e = event{"type": "unparsable", "raw": string(data)}
 			}
-			c.events <- e
+			c.push(e)
 		}
 	}()
 	return c
+}
+
+// push queues e, or with nil notes that the connection has ended.
+func (c *chatter) push(e event) {
+	c.mu.Lock()
+	if e == nil {
+		c.closed = true
+	} else {
+		c.queue = append(c.queue, e)
+	}
+	c.mu.Unlock()
+	select {
+	case c.more <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the next event within d; ok is false when none came, closed
+// true when the connection has ended and nothing is left.
+func (c *chatter) take(d time.Duration) (e event, ok, closed bool) {
+	timeout := time.NewTimer(d)
+	defer timeout.Stop()
+	for {
+		c.mu.Lock()
+		if len(c.queue) > 0 {
+			e = c.queue[0]
+			c.queue[0] = nil
+			c.queue = c.queue[1:]
+			c.mu.Unlock()
+			return e, true, false
+		}
+		closed = c.closed
+		c.mu.Unlock()
+		if closed {
+			return nil, false, true
+		}
+		select {
+		case <-c.more:
+		case <-timeout.C:
+			return nil, false, false
+		}
+	}
 }
 
 // login connects and says hello as nick.
@@ -94,16 +143,14 @@ func (c *chatter) sendRaw(data string) {
 // next returns the next event within 30 s.
 func (c *chatter) next() event {
 	c.t.Helper()
-	select {
-	case e, ok := <-c.events:
-		if !ok {
-			c.t.Fatalf("%s: connection closed", c.nick)
-		}
-		return e
-	case <-time.After(30 * time.Second):
+	e, ok, closed := c.take(30 * time.Second)
+	switch {
+	case closed:
+		c.t.Fatalf("%s: connection closed", c.nick)
+	case !ok:
 		c.t.Fatalf("%s: nothing received for 30 s", c.nick)
 	}
-	return nil
+	return e
 }
 
 // expect returns the next event, which must be of type typ.
@@ -129,10 +176,8 @@ func (c *chatter) expectError(code, ref string) event {
 // quiet asserts that nothing arrives for a moment.
 func (c *chatter) quiet() {
 	c.t.Helper()
-	select {
-	case e := <-c.events:
+	if e, ok, _ := c.take(200 * time.Millisecond); ok {
 		c.t.Fatalf("%s: unexpected %v", c.nick, e)
-	case <-time.After(200 * time.Millisecond):
 	}
 }
 
