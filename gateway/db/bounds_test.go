@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moongate/moongate/gateway/db"
 	"github.com/moongate/moongate/gateway/db/dbtest"
@@ -18,7 +20,21 @@ func TestResultsAreBounded(t *testing.T) {
 		"sqlite":   "SELECT replace(hex(zeroblob(?)), '00', 'xx') AS big, replace(hex(zeroblob(?)), '00', 'yy') AS more",
 		"postgres": "SELECT repeat('xx', ?) AS big, repeat('yy', ?) AS more",
 	}
-	for name, open := range map[string]func(testing.TB, string) db.DB{"sqlite": dbtest.SQLite, "postgres": dbtest.Postgres} {
+	// Reading 16 MiB, under -race on a loaded machine, can take longer
+	// than the default statement timeout.
+	const timeout = 2 * time.Minute
+	open := map[string]func(testing.TB, string) db.DB{
+		"sqlite": func(t testing.TB, name string) db.DB {
+			d, err := db.Open(context.Background(), db.Config{Name: name, Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "b.db"), Timeout: timeout})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { d.Close() })
+			return d
+		},
+		"postgres": func(t testing.TB, name string) db.DB { return dbtest.PostgresTimeout(t, name, timeout) },
+	}
+	for name, open := range open {
 		t.Run(name, func(t *testing.T) {
 			d := open(t, "main")
 			ctx := context.Background()

@@ -116,7 +116,7 @@ func TestSettleWaitsForSuspendedHandlers(t *testing.T) {
 	defer mem.Close()
 	h := harness(t, `
 return { message = function(client, data)
-  local rows = db.query("main", "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) SELECT count(*) AS c FROM n")
+  local rows = db.query("main", "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) SELECT count(*) AS c FROM n")
   client:send(data .. " " .. rows[1].c)
 end }`, oneDB{"main": mem}, "main")
 	var conns []*luatest.Conn
@@ -140,7 +140,7 @@ end }`, oneDB{"main": mem}, "main")
 	for i, c := range conns {
 		for j := range 3 {
 			m, ok := c.Next()
-			want := string(rune('a'+i)) + string(rune('0'+j)) + " 20000"
+			want := string(rune('a'+i)) + string(rune('0'+j)) + " 2000"
 			if !ok || m.Data != want {
 				t.Fatalf("client %d message %d: %q, %v; want %q", i, j, m.Data, ok, want)
 			}

@@ -31,7 +31,13 @@ func PostgresDSN() string {
 // it instead when CI=true.
 func Postgres(t testing.TB, name string) db.DB {
 	t.Helper()
-	d, err := db.Open(context.Background(), db.Config{Name: name, Driver: "postgres", DSN: PostgresDSN()})
+	return PostgresTimeout(t, name, 0)
+}
+
+// PostgresTimeout is Postgres with a statement timeout (0: the default).
+func PostgresTimeout(t testing.TB, name string, timeout time.Duration) db.DB {
+	t.Helper()
+	d, err := db.Open(context.Background(), db.Config{Name: name, Driver: "postgres", DSN: PostgresDSN(), Timeout: timeout})
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		_, err = d.Query(ctx, "SELECT 1")
