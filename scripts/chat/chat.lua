@@ -503,11 +503,12 @@ function chat.close(client)
   local nick = client:get("nick")
   if not nick then return end
   local own = inbox(nick)
+  -- the inbox first: once a leave is heard, a pm to the nick must not
+  -- reach this connection
+  rooms.leave(own, client)
   for _, room in ipairs(client:rooms()) do
     rooms.leave(room, client) -- first, so whoever hears of it no longer sees the client there
-    if room ~= own then
-      departed(room, client, nick)
-    end
+    departed(room, client, nick)
   end
   release(client, nick)
   if not client.user then -- a guest's windows end with it; a user's run on
