@@ -167,8 +167,11 @@ func serve(ctx context.Context, cfg *config.Config, fileListen string, log *slog
 			closeWithin(reloads.Services(), cfg.ShutdownTimeout)
 		}
 	}()
-	srv.HandleAdmin("/admin/status", reloads.StatusHandler())
-	srv.HandleAdmin("/admin/reload", reloads.ReloadHandler())
+	bg, stopBackground := context.WithCancel(ctx) // the watcher, SIGHUP, the admin console's live feed
+	defer stopBackground()
+	if err := serveAdmin(bg, srv, reloads, m, ring, log); err != nil {
+		return err
+	}
 	if cfg.Pprof {
 		srv.HandleAdmin("/debug/pprof/", http.HandlerFunc(pprof.Index))
 		srv.HandleAdmin("/debug/pprof/profile", http.HandlerFunc(pprof.Profile))
@@ -184,8 +187,6 @@ func serve(ctx context.Context, cfg *config.Config, fileListen string, log *slog
 		log.Warn("moongate reload will not find this gateway by its config", "err", err)
 	}
 	defer removeAddr()
-	bg, stopBackground := context.WithCancel(ctx)
-	defer stopBackground()
 	startReloading(bg, reloads, watch, log)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
