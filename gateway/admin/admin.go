@@ -126,6 +126,9 @@ type Options struct {
 	Metrics     *metrics.Metrics // nil: no latency
 	Logs        *logring.Ring    // nil: no log lines
 	Log         *slog.Logger     // nil: discarded
+	// LiveWriteTimeout is how long a /admin/live client may take to take
+	// one snapshot before it is closed as slow (0: 5 s).
+	LiveWriteTimeout time.Duration
 }
 
 // Console serves the admin console's page, snapshot and live feed.
@@ -145,6 +148,9 @@ type Console struct {
 func New(ctx context.Context, opts Options) *Console {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.LiveWriteTimeout <= 0 {
+		opts.LiveWriteTimeout = defaultWriteTimeout
 	}
 	sub, err := fs.Sub(www, "www")
 	if err != nil {
@@ -181,6 +187,9 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.files.ServeHTTP(w, r)
 	}
 }
+
+// LiveClients returns how many /admin/live connections are open.
+func (c *Console) LiveClients() int { return int(c.live.Load()) }
 
 // snapshotTTL is how long a snapshot is reused: live clients checking at
 // once build it once.

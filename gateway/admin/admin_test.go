@@ -73,6 +73,7 @@ func (s *lobby) set(version, err string) {
 }
 
 type fixture struct {
+	console *admin.Console
 	addr    string
 	svc     *lobby
 	log     *slog.Logger
@@ -80,7 +81,11 @@ type fixture struct {
 	stopAll context.CancelFunc
 }
 
-func start(t *testing.T) *fixture {
+func start(t *testing.T) *fixture { return startWith(t, admin.Options{}) }
+
+// startWith is start with opts (Scripts, Connections, Metrics, Logs and
+// Log filled in).
+func startWith(t *testing.T, opts admin.Options) *fixture {
 	t.Helper()
 	m := metrics.New()
 	svc := &lobby{hub: hub.New(), metrics: m.Endpoint("/lobby"), version: "v1"}
@@ -90,9 +95,10 @@ func start(t *testing.T) *fixture {
 	log := slog.New(ring.Handler(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	console := admin.New(ctx, admin.Options{Scripts: svc, Connections: srv.Server, Metrics: m, Logs: ring, Log: log})
+	opts.Scripts, opts.Connections, opts.Metrics, opts.Logs, opts.Log = svc, srv.Server, m, ring, log
+	console := admin.New(ctx, opts)
 	srv.Server.HandleAdmin("/admin/", console)
-	return &fixture{addr: srv.Addr, svc: svc, log: log, ring: ring, stopAll: cancel}
+	return &fixture{console: console, addr: srv.Addr, svc: svc, log: log, ring: ring, stopAll: cancel}
 }
 
 func (f *fixture) state(t *testing.T) admin.Snapshot {
@@ -270,5 +276,40 @@ func TestLiveRefusesCrossSitePages(t *testing.T) {
 		&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"https://evil.example"}}})
 	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
 		t.Errorf("a cross-site page's upgrade: %v %v", resp, err)
+	}
+}
+
+func TestLiveClosesAClientThatDoesNotRead(t *testing.T) {
+	f := startWith(t, admin.Options{LiveWriteTimeout: 200 * time.Millisecond})
+	ctx := ctx10(t)
+	slow, _, err := websocket.Dial(ctx, "ws://"+f.addr+"/admin/live", nil) // and never read
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.CloseNow()
+	eventually(t, "the slow client counted", func() bool { return f.console.LiveClients() == 1 })
+	// Big snapshots that change all the time fill the socket's buffers.
+	big := strings.Repeat("x", 4000)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			f.log.Error("big", "a", big, "b", big, "c", big, "d", big, "e", big, "f", big, "g", big, "h", big, "i", i)
+		}
+	}()
+	eventually(t, "the slow client closed", func() bool { return f.console.LiveClients() == 0 })
+	fast, _, err := websocket.Dial(ctx, "ws://"+f.addr+"/admin/live", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fast.CloseNow()
+	fast.SetReadLimit(64 << 20)
+	if _, _, err := fast.Read(ctx); err != nil {
+		t.Errorf("a new client after the slow one: %v", err)
 	}
 }

@@ -16,12 +16,13 @@ import (
 
 // How /admin/live pushes: it looks for a change every checkEvery, pushes
 // the snapshot when it changed and at least every pushEvery, and closes a
-// client that has not taken a snapshot within writeTimeout. One snapshot
+// client that has not taken a snapshot within Options.LiveWriteTimeout
+// (defaultWriteTimeout). One snapshot
 // at most is in flight per client: nothing queues behind a slow one.
 const (
-	checkEvery   = 200 * time.Millisecond
-	pushEvery    = time.Second
-	writeTimeout = 5 * time.Second
+	checkEvery          = 200 * time.Millisecond
+	pushEvery           = time.Second
+	defaultWriteTimeout = 5 * time.Second
 	// maxClientFrame bounds a frame from the page (it sends none but
 	// control frames); past it the connection is closed.
 	maxClientFrame = 4096
@@ -43,7 +44,7 @@ func (c *Console) serveLive(w http.ResponseWriter, r *http.Request) {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Time{})
-	lc := &liveConn{conn: conn, gone: make(chan struct{})}
+	lc := &liveConn{conn: conn, gone: make(chan struct{}), timeout: c.opts.LiveWriteTimeout}
 	go lc.read(rw.Reader)
 	tick := time.NewTicker(checkEvery)
 	defer tick.Stop()
@@ -78,17 +79,18 @@ func (c *Console) serveLive(w http.ResponseWriter, r *http.Request) {
 }
 
 // liveConn is one /admin/live connection: writes go one at a time, each
-// within writeTimeout; gone is closed when the reading ends.
+// within timeout; gone is closed when the reading ends.
 type liveConn struct {
-	conn net.Conn
-	mu   sync.Mutex
-	gone chan struct{}
+	conn    net.Conn
+	timeout time.Duration
+	mu      sync.Mutex
+	gone    chan struct{}
 }
 
 func (lc *liveConn) write(frame []byte) error {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
-	lc.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	lc.conn.SetWriteDeadline(time.Now().Add(lc.timeout))
 	_, err := lc.conn.Write(frame)
 	return err
 }
