@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"net"
 	"net/http"
 	"net/url"
@@ -110,9 +112,25 @@ func (s *Server) local(r *http.Request) (status int, reason string) {
 // is not): besides being local, it must not come from another site's page,
 // and a request that changes something must be one no page can send
 // without asking first (a CORS preflight, which the gateway never grants).
+//
+// A request that presents the admin token (see SetAdminToken) need not be
+// local, only through a Host that names this gateway where Hosts are
+// checked; one that presents a wrong token is refused with 401.
 func (s *Server) adminRefusal(r *http.Request) (status int, reason string) {
-	if status, reason := s.local(r); status != 0 {
-		return status, reason
+	switch given, ok := s.presentedToken(r); {
+	case ok && !s.tokenMatches(given):
+		return http.StatusUnauthorized, "wrong admin token"
+	case ok:
+		if cfg := s.routes.Load().cfg; s.hostChecked(cfg) && !s.hostAllowed(r, cfg) {
+			return http.StatusMisdirectedRequest, "this Host is not served here"
+		}
+	default:
+		if status, reason := s.local(r); status != 0 {
+			if status == http.StatusForbidden && s.adminToken != nil {
+				return http.StatusUnauthorized, "this path answers only on this machine or with the admin token"
+			}
+			return status, reason
+		}
 	}
 	if o := r.Header.Get("Origin"); o != "" && !sameOrigin(r, o) {
 		return http.StatusForbidden, "cross-site admin requests are refused"
@@ -124,6 +142,30 @@ func (s *Server) adminRefusal(r *http.Request) (status int, reason string) {
 		return http.StatusForbidden, "send Content-Type: application/json or X-Moongate-Admin: 1"
 	}
 	return 0, ""
+}
+
+// presentedToken returns the admin token r presents, as a Bearer token or
+// as the password of Basic authentication; ok is false when it presents
+// none or no admin token is set.
+func (s *Server) presentedToken(r *http.Request) (token string, ok bool) {
+	if s.adminToken == nil {
+		return "", false
+	}
+	if _, pass, basic := r.BasicAuth(); basic {
+		return pass, true
+	}
+	scheme, tok, found := strings.Cut(r.Header.Get("Authorization"), " ")
+	if found && strings.EqualFold(scheme, "Bearer") {
+		return strings.TrimSpace(tok), true
+	}
+	return "", false
+}
+
+// tokenMatches reports whether given is the admin token, in time that
+// does not depend on where they differ.
+func (s *Server) tokenMatches(given string) bool {
+	sum := sha256.Sum256([]byte(given))
+	return subtle.ConstantTimeCompare(sum[:], s.adminToken) == 1
 }
 
 // nonSimple reports whether a browser would have had to ask before sending

@@ -5,6 +5,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -44,6 +45,8 @@ type Server struct {
 	poller *netpoll.Poller // where idle connections wait; nil: each keeps a goroutine
 
 	conns *connTable // every accepted connection, against the limits
+
+	adminToken []byte // SHA-256 of the admin token; nil: admin is loopback only
 
 	mu       sync.Mutex
 	closing  bool
@@ -164,16 +167,58 @@ func (s *Server) newEndpoint(ec config.Endpoint, svc Service) (*endpoint, error)
 }
 
 // HandleAdmin serves h at path (the admin endpoints, profiles) to local
-// clients only (see adminRefusal); others get 403, or 421 for a Host that
-// does not name this gateway. Call it before Serve.
+// clients, or to any client that presents the admin token (see
+// SetAdminToken and adminRefusal); others get 403 (401 when a token is
+// set), or 421 for a Host that does not name this gateway. Call it before
+// Serve.
 func (s *Server) HandleAdmin(path string, h http.Handler) {
 	s.mux.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if status, reason := s.adminRefusal(r); status != 0 {
+			if status == http.StatusUnauthorized {
+				w.Header().Set("Www-Authenticate", `Basic realm="moongate admin", charset="UTF-8"`)
+			}
 			http.Error(w, reason, status)
 			return
 		}
 		h.ServeHTTP(w, r)
 	}))
+}
+
+// MinAdminTokenBytes is the shortest admin token SetAdminToken takes.
+const MinAdminTokenBytes = 16
+
+// SetAdminToken lets clients that are not on this machine reach the admin
+// paths when they present token, as `Authorization: Bearer <token>` or as
+// the password of HTTP Basic authentication (any user name; a browser asks
+// for it). An empty token turns that off: admin is loopback only. A token
+// shorter than MinAdminTokenBytes is refused. Call it before Serve.
+func (s *Server) SetAdminToken(token string) error {
+	if token == "" {
+		s.adminToken = nil
+		return nil
+	}
+	if len(token) < MinAdminTokenBytes {
+		return fmt.Errorf("admin token: %d bytes, at least %d needed", len(token), MinAdminTokenBytes)
+	}
+	sum := sha256.Sum256([]byte(token))
+	s.adminToken = sum[:]
+	return nil
+}
+
+// Connections returns how many WebSocket connections each endpoint of
+// the running config has open now (0 for one without any).
+func (s *Server) Connections() map[string]int {
+	rt := s.routes.Load()
+	out := make(map[string]int, len(rt.endpoints))
+	for path := range rt.endpoints {
+		out[path] = 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, lc := range s.live {
+		out[lc.e.cfg.Path]++
+	}
+	return out
 }
 
 // serveMetrics serves /metrics as the config's metrics.expose says.

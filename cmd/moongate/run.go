@@ -19,6 +19,7 @@ import (
 	"github.com/moongate/moongate/gateway"
 	"github.com/moongate/moongate/gateway/config"
 	"github.com/moongate/moongate/gateway/db"
+	"github.com/moongate/moongate/gateway/logring"
 	"github.com/moongate/moongate/gateway/metrics"
 	"github.com/moongate/moongate/gateway/rlimit"
 	"github.com/moongate/moongate/scripting"
@@ -72,7 +73,8 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	if err != nil {
 		return 2
 	}
-	log, err := newLogger(stderr, f.logFormat, f.logLevel)
+	ring := logring.New(logring.DefaultSize, nil)
+	log, err := newLogger(stderr, f.logFormat, f.logLevel, ring)
 	if err != nil {
 		fmt.Fprintf(stderr, "moongate: %v\n", err)
 		return 2
@@ -88,7 +90,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	ctx, stop := watchSignals(ctx, log)
 	defer stop()
-	if err := serve(ctx, cfg, fileListen, log, f.watch); err != nil {
+	if err := serve(ctx, cfg, fileListen, log, ring, f.watch); err != nil {
 		if !errors.Is(err, errShutdownCut) {
 			fmt.Fprintln(stderr, err)
 		}
@@ -131,7 +133,7 @@ func watchSignals(parent context.Context, log *slog.Logger) (ctx context.Context
 // is cancelled. The config and scripts reload on save (when watch is set),
 // on SIGHUP and on POST /admin/reload. fileListen is the listen address the
 // config file names (cfg.Listen may be -listen's instead).
-func serve(ctx context.Context, cfg *config.Config, fileListen string, log *slog.Logger, watch bool) error {
+func serve(ctx context.Context, cfg *config.Config, fileListen string, log *slog.Logger, ring *logring.Ring, watch bool) error {
 	if n, err := rlimit.RaiseOpenFiles(); err != nil {
 		log.Warn("open-file limit unchanged", "err", err)
 	} else {
@@ -165,8 +167,11 @@ func serve(ctx context.Context, cfg *config.Config, fileListen string, log *slog
 			closeWithin(reloads.Services(), cfg.ShutdownTimeout)
 		}
 	}()
-	srv.HandleAdmin("/admin/status", reloads.StatusHandler())
-	srv.HandleAdmin("/admin/reload", reloads.ReloadHandler())
+	bg, stopBackground := context.WithCancel(ctx) // the watcher, SIGHUP, the admin console's live feed
+	defer stopBackground()
+	if err := serveAdmin(bg, srv, reloads, m, ring, log); err != nil {
+		return err
+	}
 	if cfg.Pprof {
 		srv.HandleAdmin("/debug/pprof/", http.HandlerFunc(pprof.Index))
 		srv.HandleAdmin("/debug/pprof/profile", http.HandlerFunc(pprof.Profile))
@@ -182,8 +187,6 @@ func serve(ctx context.Context, cfg *config.Config, fileListen string, log *slog
 		log.Warn("moongate reload will not find this gateway by its config", "err", err)
 	}
 	defer removeAddr()
-	bg, stopBackground := context.WithCancel(ctx)
-	defer stopBackground()
 	startReloading(bg, reloads, watch, log)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -352,18 +355,25 @@ func closeServices(ctx context.Context, services map[string]*scripting.Service) 
 	return errors.Join(all...)
 }
 
-// newLogger returns a slog logger writing to w in format at level.
-func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+// newLogger returns a slog logger writing to w in format at level; ring
+// (when not nil) keeps the last records it writes, for the admin console.
+func newLogger(w io.Writer, format, level string, ring *logring.Ring) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("-log-level: %q is not debug, info, warn or error", level)
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler
 	switch strings.ToLower(format) {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		h = slog.NewTextHandler(w, opts)
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		h = slog.NewJSONHandler(w, opts)
+	default:
+		return nil, fmt.Errorf("-log-format: %q is not text or json", format)
 	}
-	return nil, fmt.Errorf("-log-format: %q is not text or json", format)
+	if ring != nil {
+		h = ring.Handler(h)
+	}
+	return slog.New(h), nil
 }
