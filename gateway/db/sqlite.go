@@ -78,7 +78,9 @@ func openSQLiteWith(ctx context.Context, cfg Config, opts sqliteOptions) (DB, er
 	w.SetConnMaxIdleTime(0)
 	w.SetConnMaxLifetime(0)
 	d.writer = w
-	pctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	// Opening (creating the file, WAL mode) is not a statement: a short
+	// statement timeout does not bound it below the default.
+	pctx, cancel := context.WithTimeout(ctx, max(cfg.Timeout, DefaultTimeout))
 	defer cancel()
 	if err := w.PingContext(pctx); err != nil {
 		w.Close()
