@@ -128,6 +128,21 @@ func (c *chatter) send(msg any) {
 	c.sendRaw(string(data))
 }
 
+// sendPushedBack sends msg waiting as long as the gateway pushes back,
+// for a load that may outrun the gateway (a race-detector build on a
+// loaded machine): a write with a deadline would close the connection
+// when it passes.
+// It reports whether the write succeeded (it fails the test otherwise).
+func (c *chatter) sendPushedBack(msg any) bool {
+	c.t.Helper()
+	data, _ := json.Marshal(msg)
+	if err := c.conn.Write(context.Background(), websocket.MessageText, data); err != nil {
+		c.t.Errorf("%s: write: %v", c.nick, err)
+		return false
+	}
+	return true
+}
+
 func (c *chatter) sendRaw(data string) {
 	c.t.Helper()
 	// A write waits while the gateway pushes back (its state's inbox is
