@@ -106,6 +106,12 @@ func TestChatPresenceRoomsAndPrivateMessages(t *testing.T) {
 			if j := alice.join("lobby"); joinStrs(j["members"]) != "alice" || len(j["history"].([]any)) != 0 {
 				t.Fatalf("joined %v", j)
 			}
+			// Alice's join handler announces her after its reply: let it
+			// finish (her next request runs after it) before Bob joins, or
+			// Bob, on another state, may hear her join too (see
+			// docs/chat-protocol.md).
+			alice.send(map[string]any{"type": "who", "room": "lobby"})
+			alice.expect("members")
 			bob.join("lobby")
 			bob.join("side")
 			if e := alice.expect("presence"); e.str("nick") != "bob" || e.str("event") != "join" || e.str("room") != "lobby" {
