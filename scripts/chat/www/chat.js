@@ -450,7 +450,7 @@ function renderSide() {
 
 function renderMessages() {
   const list = $("messages");
-  list.replaceChildren();
+  $("lines").replaceChildren();
   chat.newBelow = 0;
   showNewBelow();
   const c = chat.convos.get(chat.current);
@@ -476,14 +476,14 @@ function scrollToEnd() {
 // bottom stays at the bottom; one who scrolled up stays put and is told
 // how many messages came below.
 function appendNodes(c, i, bulk) {
-  const list = $("messages");
+  const list = $("messages"), lines = $("lines");
   const m = c.lines[i];
   const stick = bulk || atBottom();
   const prev = prevMessage(c, i);
-  if (m.ts && !m.divider && (!prev || day(prev.ts) !== day(m.ts))) list.append(dividerNode(dayLabel(m.ts)));
+  if (m.ts && !m.divider && (!prev || day(prev.ts) !== day(m.ts))) lines.append(dividerNode(dayLabel(m.ts)));
   const li = lineNode(c, m, prev);
   m.node = li;
-  list.append(li);
+  lines.append(li);
   if (bulk) return;
   if (stick) {
     list.scrollTop = list.scrollHeight;
@@ -515,7 +515,6 @@ function dayLabel(ts) {
 
 function dividerNode(text) {
   const li = el("li", "divider");
-  li.setAttribute("role", "separator");
   li.append(el("span", "", text));
   return li;
 }
