@@ -545,19 +545,20 @@ function lineNode(c, m, prev) {
   const t = el("time", "", when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
   t.dateTime = when.toISOString();
   t.title = when.toLocaleString([], { dateStyle: "full", timeStyle: "medium" });
-  li.append(t);
+  const body = el("div", "body");
+  li.append(t, body);
   if (m.notice) {
-    li.append(el("span", "text", m.notice));
+    body.append(el("span", "text", m.notice));
     return li;
   }
   const from = m.type === "announce" ? "announcement" : m.from;
   if (action) {
-    li.append(el("span", "from", "* " + from), linkified(m.text.slice(4)));
+    body.append(el("span", "from", "* " + from), linkified(m.text.slice(4)));
   } else {
-    li.append(el("span", "from", from), linkified(m.text));
+    body.append(el("span", "from", from), linkified(m.text));
   }
   if (m.state === "pending") {
-    li.append(el("span", "state", "sending…"));
+    body.append(el("span", "state", "sending…"));
   } else if (m.state === "failed") {
     const s = el("span", "state", m.error || "not sent");
     const again = el("button", "", "Retry");
@@ -567,7 +568,7 @@ function lineNode(c, m, prev) {
     drop.type = "button";
     drop.onclick = () => discard(c, m);
     s.append(again, drop);
-    li.append(s);
+    body.append(s);
   }
   return li;
 }
@@ -678,10 +679,11 @@ function closeDrawers() {
 // --- user actions ----------------------------------------------------------
 
 function join(room) {
-  room = room.trim().replace(/^#/, "").toLowerCase();
+  const typed = room.trim();
+  room = typed.replace(/^#/, "").toLowerCase();
   if (!room) return false;
   if (!ROOM_RE.test(room)) {
-    showJoinError(`"${room}" is not a room name: 1 to 32 of a-z, 0-9, _ or -`);
+    showJoinError(`"${typed}" is not a room name: 1 to 32 of a-z, 0-9, _ or -`);
     return false;
   }
   if (chat.convos.has(room)) { select(room); return true; }
