@@ -387,3 +387,45 @@ func TestChatPageSurvivesARestart(t *testing.T) {
 	}
 	saveScreenshot(t, alice, "artifacts/chatpage-reconnected.png")
 }
+
+// TestChatPageTypingAndKeyboard: typing in the page tells the room (once a
+// window); someone else typing shows until their message arrives. The
+// rooms are reached and opened with Tab and Enter alone.
+func TestChatPageTypingAndKeyboard(t *testing.T) {
+	newTab := newBrowser(t)
+	g := chatPageGateway(t, "", nil)
+	tab := newTab()
+	pageSignIn(t, tab, "http://"+g.addr+"/", "alice", 1280, 800)
+	bob := login(t, g.url("/chat"), "bob")
+	bob.typing = true
+	bob.join("lobby")
+	run(t, tab, "bob is here", waitText("#members", "bob"))
+	run(t, tab, "alice types", chromedp.SendKeys(chromedp.ID("text"), "hel"))
+	if e := bob.expect("typing"); e.str("nick") != "alice" || e.str("room") != "lobby" {
+		t.Errorf("bob got %v", e)
+	}
+	run(t, tab, "alice types more", chromedp.SendKeys(chromedp.ID("text"), "lo"))
+	bob.quiet() // within the window: no second event
+	bob.send(map[string]any{"type": "typing", "room": "lobby"})
+	run(t, tab, "bob is typing", waitText("#typing", "bob is typing…"))
+	saveScreenshot(t, tab, "artifacts/chatpage-typing.png")
+	bob.send(map[string]any{"type": "say", "room": "lobby", "text": "done typing"})
+	run(t, tab, "his message ends it", waitText("#messages", "done typing"), waitJS(`document.getElementById("typing").textContent === ""`))
+
+	// Keyboard only: join a room from the box, then Tab to #lobby and press Enter.
+	run(t, tab, "join games by keyboard",
+		chromedp.Focus(chromedp.ID("room-input")),
+		chromedp.SendKeys(chromedp.ID("room-input"), "games\r"),
+		waitText("#title", "#games"),
+		chromedp.Evaluate[chromedp.Void](`document.activeElement.blur()`)) // Tab starts from the top of the page
+	found := false
+	for i := 0; i < 30 && !found; i++ {
+		run(t, tab, "Tab", chromedp.KeyEvent("\t"))
+		found = jsBool(t, tab, "focus", `document.activeElement.tagName === "BUTTON" && document.activeElement.textContent === "#lobby" && !!document.activeElement.closest("#joined")`)
+	}
+	if !found {
+		t.Fatal("Tab never reached the #lobby button")
+	}
+	run(t, tab, "Enter opens it", chromedp.KeyEvent("\r"), waitText("#title", "#lobby"),
+		waitJS(`document.querySelector('#joined button[aria-current="page"]').textContent === "#lobby"`))
+}

@@ -20,6 +20,7 @@ local WINDOW = tonumber(options.rate_window) or 10   -- seconds
 local NICK_HOLD = math.max(tonumber(options.nick_hold) or 86400, 1) -- seconds a signed-in nick stays its user's
 local HISTORY = tonumber(options.history) or 50      -- messages kept per room
 local MAX_TEXT = tonumber(options.max_text) or 2000  -- characters
+local TYPING_WINDOW = math.max(tonumber(options.typing_window) or 3, 1) -- seconds between typing events of an owner in a room
 local ANNOUNCE_SECRET = options.announce_secret_env or "MOONGATE_ANNOUNCE_SECRET" -- names the variable
 
 -- replies ------------------------------------------------------------------
@@ -365,6 +366,20 @@ function requests.say(client, msg, nick)
     log.error("chat: a message could not be stored", { room = room, err = tostring(err) })
     return fail(client, "unavailable", "the message could not be stored; try again", "say")
   end
+end
+
+-- typing tells the other members of a room that nick is typing there: at
+-- most one event per owner and room every TYPING_WINDOW seconds; the rest
+-- are dropped without an error (a typing signal is advisory).
+function requests.typing(client, msg, nick)
+  local room = msg.room
+  if room == nil then return fail(client, "bad_request", "missing field: room", "typing") end
+  if not valid_room(room) then return fail(client, "invalid_room", "no such room name: " .. tostring(room), "typing") end
+  if not rooms.has(room, client) then
+    return fail(client, "not_joined", "join " .. room .. " before typing there", "typing")
+  end
+  if store.incr("typing:" .. owner_of(client) .. ":" .. room, 1, TYPING_WINDOW) > 1 then return end
+  rooms.broadcast(room, json.encode({ type = "typing", room = room, nick = nick }), client)
 end
 
 function requests.leave(client, msg, nick)

@@ -266,6 +266,32 @@ function tests.test_rate_limit_follows_the_virtual_clock(t)
   a:expect { type = "message", text = "again" }
 end
 
+function tests.test_typing_reaches_the_others_at_most_once_a_window(t)
+  local a, b = guest(t, "alice"), guest(t, "bob")
+  join(a, "lobby")
+  join(b, "lobby")
+  a:expect { type = "presence", nick = "bob", event = "join" }
+  request(a, { type = "typing", room = "lobby" })
+  b:expect { type = "typing", room = "lobby", nick = "alice" }
+  a:expect_nothing() -- not to the typist
+  request(a, { type = "typing", room = "lobby" })
+  t:advance(2.9)
+  request(a, { type = "typing", room = "lobby" })
+  b:expect_nothing() -- dropped, without an error
+  a:expect_nothing()
+  t:advance(0.1) -- the window (3 s from the first) is over
+  request(a, { type = "typing", room = "lobby" })
+  b:expect { type = "typing", room = "lobby", nick = "alice" }
+  request(b, { type = "typing", room = "lobby" }) -- a window per owner
+  a:expect { type = "typing", room = "lobby", nick = "bob" }
+  request(a, { type = "typing", room = "elsewhere" })
+  failure(a, "not_joined", "typing")
+  request(a, { type = "typing", room = "Bad Room" })
+  failure(a, "invalid_room", "typing")
+  request(a, { type = "typing" })
+  failure(a, "bad_request", "typing")
+end
+
 function tests.test_join_rate_limit(t)
   local a = guest(t, "alice")
   for i = 1, 10 do

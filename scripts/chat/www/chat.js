@@ -31,7 +31,11 @@ const chat = {
   newBelow: 0,         // messages appended below a reader who scrolled up
   reconnectAt: 0, reconnectTimer: null, countdownTimer: null,
   seq: 0,
+  typing: new Map(),   // room -> Map nick -> when their "typing…" ends (ms)
+  typingSent: new Map(), // room -> when we last said we are typing there (ms)
 };
+const TYPING_SHOW_MS = 5000;  // how long "nick is typing…" shows after an event
+const TYPING_SEND_MS = 3000;  // how often we say we are typing (the server's window)
 
 // convo returns the conversation called name, making it when new: a room
 // ("lobby") or a private conversation ("@bob"). ids holds the ids of the
@@ -208,11 +212,12 @@ const handlers = {
     refreshRoomsSoon();
     const c = convo(m.room);
     if (m.event === "join" && !c.members.includes(m.nick)) c.members.push(m.nick);
-    if (m.event === "leave") c.members = c.members.filter((n) => n !== m.nick);
+    if (m.event === "leave") { c.members = c.members.filter((n) => n !== m.nick); stopTyping(m.room, m.nick); }
     addNotice(c, `${m.nick} ${m.event === "join" ? "joined" : "left"}`);
     renderSide();
   },
   message(m) {
+    if (m.from) stopTyping(m.room, m.from);
     const c = convo(m.room);
     if (addLine(c, m) && m.from !== chat.nick) noteUnread(c);
     renderSide();
@@ -236,6 +241,12 @@ const handlers = {
       renderSide();
     }
     save();
+  },
+  typing(m) {
+    if (m.nick === chat.nick) return;
+    if (!chat.typing.has(m.room)) chat.typing.set(m.room, new Map());
+    chat.typing.get(m.room).set(m.nick, Date.now() + TYPING_SHOW_MS);
+    renderTyping();
   },
   members(m) { convo(m.room).members = m.members; renderSide(); },
   rooms(m) { renderAllRooms(m.rooms); },
@@ -300,6 +311,43 @@ function push(c, m) {
 function noteUnread(c) {
   if (c.name !== chat.current || document.hidden) c.unread++;
   updateTitle();
+}
+
+// --- typing ------------------------------------------------------------------
+
+function stopTyping(room, nick) {
+  if (chat.typing.get(room)?.delete(nick)) renderTyping();
+}
+
+// renderTyping shows who is typing in the open room, and drops the ones
+// whose time is up.
+let typingTimer = null;
+function renderTyping() {
+  const now = Date.now();
+  let soonest = Infinity;
+  for (const who of chat.typing.values()) {
+    for (const [nick, until] of who) {
+      if (until <= now) who.delete(nick); else soonest = Math.min(soonest, until);
+    }
+  }
+  const nicks = [...(chat.typing.get(chat.current)?.keys() || [])];
+  $("typing").textContent = nicks.length === 0 ? ""
+    : nicks.length === 1 ? `${nicks[0]} is typing…`
+    : nicks.length <= 3 ? `${nicks.slice(0, -1).join(", ")} and ${nicks.at(-1)} are typing…`
+    : "several people are typing…";
+  clearTimeout(typingTimer);
+  if (soonest < Infinity) typingTimer = setTimeout(renderTyping, soonest - now + 50);
+}
+
+// sayTyping tells the open room we are typing, at most every TYPING_SEND_MS.
+function sayTyping() {
+  const c = chat.convos.get(chat.current);
+  const text = $("text").value;
+  if (!c || c.kind !== "room" || !chat.welcomed || !text.trim() || text.startsWith("/")) return;
+  const now = Date.now();
+  if (now - (chat.typingSent.get(c.name) || 0) < TYPING_SEND_MS) return;
+  chat.typingSent.set(c.name, now);
+  send({ type: "typing", room: c.name });
 }
 
 // --- sending: pending, accepted, failed -----------------------------------
@@ -395,6 +443,7 @@ function select(name) {
 function renderAll() {
   renderSide();
   renderMessages();
+  renderTyping();
 }
 
 // renderSide redraws the room, PM and member lists and the title, keeping
@@ -791,7 +840,7 @@ $("text").addEventListener("keydown", (ev) => {
     $("say-form").requestSubmit();
   }
 });
-$("text").addEventListener("input", updateCount);
+$("text").addEventListener("input", () => { updateCount(); sayTyping(); });
 $("messages").addEventListener("scroll", () => { if (atBottom() && chat.newBelow) { chat.newBelow = 0; showNewBelow(); } });
 $("new-below").onclick = () => { scrollToEnd(); $("text").focus(); };
 $("refresh").onclick = () => send({ type: "rooms" });
