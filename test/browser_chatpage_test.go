@@ -81,6 +81,7 @@ func TestChatPageSignInView(t *testing.T) {
 			if !jsBool(t, tab, "the chat screen", `getComputedStyle(document.getElementById("chat")).display === "none"`) {
 				t.Error("the chat screen is drawn under the sign-in card")
 			}
+			run(t, tab, "no token field without sign-in", waitJS(`document.getElementById("token").hidden`))
 			if s := value(t, tab, "status", chromedp.Evaluate[string](`document.getElementById("status").textContent`)); s != "" {
 				t.Errorf("before sign-in the status says %q", s)
 			}
@@ -338,6 +339,9 @@ func TestChatPageRefusedToken(t *testing.T) {
 				chromedp.WaitVisible(chromedp.ID("token")))
 			if !jsBool(t, tab, "stopped", `document.getElementById("chat").hidden && document.getElementById("banner").hidden`) {
 				t.Error("the page goes on trying")
+			}
+			if !jsBool(t, tab, "no guests", `document.getElementById("nick").hidden && !document.getElementById("token").hidden`) {
+				t.Error("a nick field is offered where guests are refused")
 			}
 			saveScreenshot(t, tab, "artifacts/chatpage-bad-token-"+vp.name+".png")
 		})

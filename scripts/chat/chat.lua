@@ -474,9 +474,21 @@ end
 -- handlers -----------------------------------------------------------------
 
 -- chat.http answers the HTTP API below the endpoint's path. Without the
--- announce secret configured the API is not there at all (404).
+-- announce secret configured only /api/info is there (the rest is 404).
+-- GET /chat/api/info tells a page what the endpoint accepts, with or
+-- without the announce secret: its sign-in (service.auth: "none",
+-- "optional" or "required") and the longest text, in characters.
+local function info(req)
+  if req.method ~= "GET" and req.method ~= "HEAD" then
+    return api_error(405, "method_not_allowed", "info takes GET", { Allow = "GET" })
+  end
+  return 200, { auth = service.auth, max_text = MAX_TEXT }
+end
+
 function chat.http(req)
-  local handle = api[req.path:sub(#service.path + 1)]
+  local below = req.path:sub(#service.path + 1)
+  if below == "/api/info" then return info(req) end
+  local handle = api[below]
   if not handle or not secrets.configured(ANNOUNCE_SECRET) then
     return api_error(404, "not_found", "no such API: " .. req.path)
   end

@@ -12,7 +12,7 @@ const el = (tag, cls, text) => {
   return e;
 };
 
-const MAX_TEXT = 2000;        // the server's options.max_text, in characters
+let MAX_TEXT = 2000;          // the server's options.max_text, in characters (from /chat/api/info)
 const KEEP_LINES = 500;       // lines a conversation keeps in memory
 const KEEP_PM_LINES = 100;    // lines a private conversation keeps across reloads
 const GROUP_MS = 5 * 60 * 1000;
@@ -821,7 +821,8 @@ $("login-form").onsubmit = (ev) => {
   chat.nick = $("nick").value.trim();
   chat.token = $("token").value.trim();
   $("token").value = "";
-  if (!chat.nick && !chat.token) { $("login-error").textContent = "pick a nick, or sign in with a token"; return; }
+  if (!chat.token && chat.auth === "required") { $("login-error").textContent = "this server needs a token: paste one from `moongate token`"; return; }
+  if (!chat.nick && !chat.token) { $("login-error").textContent = chat.auth === "none" ? "pick a nick" : "pick a nick, or sign in with a token"; return; }
   if (!chat.token && !NICK_RE.test(chat.nick)) { $("login-error").textContent = "a nick is 1 to 24 of letters, digits, _ or -"; return; }
   $("login-error").textContent = "";
   connect();
@@ -866,6 +867,26 @@ function takeUrlToken() {
   history.replaceState(history.state, "", location.pathname + (query ? "?" + query : "") + location.hash);
   return token;
 }
+
+// learnEndpoint asks the endpoint what it accepts (docs/chat-protocol.md,
+// "What the endpoint accepts"): the token field shows only when tokens
+// are accepted, the nick field only when guests are.
+async function learnEndpoint() {
+  let info;
+  try {
+    const r = await fetch("/chat/api/info", { cache: "no-store" });
+    if (!r.ok) return;
+    info = await r.json();
+  } catch { return; }
+  if (Number.isInteger(info.max_text) && info.max_text > 0) MAX_TEXT = info.max_text;
+  chat.auth = info.auth;
+  const guests = info.auth !== "required", tokens = info.auth !== "none";
+  for (const id of ["nick", "nick-label"]) $(id).hidden = !guests;
+  for (const id of ["token", "token-label"]) $(id).hidden = !tokens;
+  $("token-label").querySelector("small").hidden = !guests;
+  if (!guests && document.activeElement === $("nick")) $("token").focus();
+}
+learnEndpoint();
 
 // A reload resumes the session: same nick (a guest's) or sign-in (when the
 // address brings a token), same rooms, same private conversations.
