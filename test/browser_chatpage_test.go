@@ -432,4 +432,20 @@ func TestChatPageTypingAndKeyboard(t *testing.T) {
 	}
 	run(t, tab, "Enter opens it", chromedp.KeyEvent("\r"), waitText("#title", "#lobby"),
 		waitJS(`document.querySelector('#joined button[aria-current="page"]').textContent === "#lobby"`))
+
+	// Notifications, asked for, come for a PM and a mention while the page
+	// is not looked at (the browser's Notification and visibility stood in
+	// for: headless Chromium shows neither).
+	run(t, tab, "ask for notifications",
+		chromedp.Evaluate[chromedp.Void](`window.shown = [];
+			window.Notification = class { static permission = "default";
+			  static requestPermission() { Notification.permission = "granted"; return Promise.resolve("granted"); }
+			  constructor(title, o) { window.shown.push(title + ": " + o.body); } close() {} };
+			Object.defineProperty(document, "hidden", { get: () => true }); renderNotify();`),
+		chromedp.Click(chromedp.ID("notify")),
+		waitJS(`document.getElementById("notify").getAttribute("aria-pressed") === "true"`))
+	bob.send(map[string]any{"type": "say", "room": "lobby", "text": "nothing for her"})
+	bob.send(map[string]any{"type": "say", "room": "lobby", "text": "hey alice"})
+	bob.send(map[string]any{"type": "pm", "to": "alice", "text": "psst"})
+	run(t, tab, "two notifications", waitJS(`window.shown.join("|") === "bob in #lobby: hey alice|bob (private): psst"`))
 }

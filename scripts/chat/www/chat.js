@@ -219,7 +219,7 @@ const handlers = {
   message(m) {
     if (m.from) stopTyping(m.room, m.from);
     const c = convo(m.room);
-    if (addLine(c, m) && m.from !== chat.nick) noteUnread(c);
+    if (addLine(c, m) && m.from !== chat.nick) noteUnread(c, m);
     renderSide();
   },
   announce(m) { handlers.message(m); },
@@ -227,7 +227,7 @@ const handlers = {
     const other = m.from === chat.nick ? m.to : m.from;
     const c = convo("@" + other);
     c.offline = false;
-    if (addLine(c, m) && m.from !== chat.nick) noteUnread(c);
+    if (addLine(c, m) && m.from !== chat.nick) noteUnread(c, m);
     renderSide();
     savePMs();
   },
@@ -308,9 +308,30 @@ function push(c, m) {
   if (c.name === chat.current) appendNodes(c, c.lines.length - 1);
 }
 
-function noteUnread(c) {
+function noteUnread(c, m) {
   if (c.name !== chat.current || document.hidden) c.unread++;
   updateTitle();
+  if (m) notify(c, m);
+}
+
+// notify shows a browser notification for a PM or a mention while the page
+// is not looked at, when the user asked for them and the browser allows.
+const NOTIFY_KEY = "moongate-chat-notify";
+function notify(c, m) {
+  if (!document.hidden || localStorage.getItem(NOTIFY_KEY) !== "on") return;
+  if (!("Notification" in window) || Notification.permission !== "granted") return;
+  if (m.type !== "pm" && !(m.type === "message" && mentions(m.text))) return;
+  const title = m.type === "pm" ? `${m.from} (private)` : `${m.from} in #${c.name}`;
+  const n = new Notification(title, { body: String(m.text).slice(0, 200), tag: c.name });
+  n.onclick = () => { window.focus(); select(c.name); n.close(); };
+}
+
+function renderNotify() {
+  const b = $("notify");
+  b.hidden = !("Notification" in window);
+  const on = localStorage.getItem(NOTIFY_KEY) === "on" && window.Notification?.permission === "granted";
+  b.setAttribute("aria-pressed", String(on));
+  b.textContent = on ? "Notifying of PMs and mentions" : "Notify me of PMs and mentions";
 }
 
 // --- typing ------------------------------------------------------------------
@@ -844,6 +865,17 @@ $("text").addEventListener("keydown", (ev) => {
 $("text").addEventListener("input", () => { updateCount(); sayTyping(); });
 $("messages").addEventListener("scroll", () => { if (atBottom() && chat.newBelow) { chat.newBelow = 0; showNewBelow(); } });
 $("new-below").onclick = () => { scrollToEnd(); $("text").focus(); };
+$("notify").onclick = async () => {
+  if (localStorage.getItem(NOTIFY_KEY) === "on" && Notification.permission === "granted") {
+    localStorage.removeItem(NOTIFY_KEY);
+  } else if ((await Notification.requestPermission()) === "granted") {
+    localStorage.setItem(NOTIFY_KEY, "on");
+  } else {
+    showError("the browser does not allow notifications for this page");
+  }
+  renderNotify();
+};
+renderNotify();
 $("refresh").onclick = () => send({ type: "rooms" });
 $("retry-now").onclick = () => { if (!chat.ws) { chat.retry = 0; connect(); } };
 $("toggle-side").onclick = () => ($("side").classList.contains("open") ? closeDrawers() : openDrawer("side", "toggle-side"));
