@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 )
 
@@ -117,8 +119,21 @@ func TestChatPageAccessibility(t *testing.T) {
 	bob.send(map[string]any{"type": "say", "room": "lobby", "text": "hi reader, see https://example.org"})
 	bob.send(map[string]any{"type": "pm", "to": "reader", "text": "psst"})
 	run(t, tab, "a mention and a PM arrive", waitText("#messages", "see https://example.org"), waitText("#pms", "bob"))
-	run(t, tab, "dark theme", chromedp.Evaluate[chromedp.Void](`document.documentElement.style.colorScheme = "dark"`))
-	axeCheck(t, tab, "room-mention-pm")
+	run(t, tab, "a failed line", typeLine("/pm nobody_here hello?"), waitJS(`!!document.querySelector("#messages .msg.failed button")`))
+	axeCheck(t, tab, "room-mention-pm-failed")
+	saveScreenshot(t, tab, "artifacts/chatpage-light.png")
+	run(t, tab, "dark theme", prefersDark(), waitJS(`matchMedia("(prefers-color-scheme: dark)").matches`), chromedp.Click(`#joined button`))
+	axeCheck(t, tab, "room-dark")
+	saveScreenshot(t, tab, "artifacts/chatpage-dark.png")
+}
+
+// prefersDark makes the tab's system preference a dark theme.
+func prefersDark() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
+		return err
+	})
 }
 
 // TestChatPageScrollsOnlyWhenAtTheBottom: a reader who scrolled up stays

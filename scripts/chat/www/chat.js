@@ -493,6 +493,7 @@ function renderSide() {
   $("title").textContent = c ? (c.kind === "room" ? "#" + c.name : "private: " + c.name.slice(1)) : "no room";
   const members = $("members");
   members.replaceChildren();
+  $("members-heading").textContent = c?.kind === "pm" ? "Conversation" : "Here";
   if (c) {
     const nicks = c.kind === "room" ? c.members : [chat.nick, c.name.slice(1)];
     for (const nick of nicks) {
