@@ -339,12 +339,31 @@ function requests.join(client, msg, nick)
   if not valid_room(room) then
     return fail(client, "invalid_room", "a room is 1 to 32 of a-z, 0-9, _ or -", "join")
   end
+  local since = msg.since
+  if since ~= nil and (type(since) ~= "string" or since == "") then
+    return fail(client, "bad_request", "since is the id of a message, a string", "join")
+  end
   if limited("joins", JOIN_LIMIT, client) then
     return fail(client, "rate_limited", "too many joins: at most " .. JOIN_LIMIT .. " every " .. WINDOW .. " s", "join")
   end
   local joined, history = rooms.join(room, client, HISTORY)
+  -- since: when that message is in the history, only what came after it.
+  -- Entries are JSON made by json.encode, where "id":"<id>" (quotes
+  -- unescaped) can only be the message's own id.
+  local found = nil
+  if since then
+    local key = '"id":' .. json.encode(since)
+    for i = #history, 1, -1 do
+      if history[i]:find(key, 1, true) then
+        local after = {}
+        for j = i + 1, #history do after[#after + 1] = history[j] end
+        history, found = after, since
+        break
+      end
+    end
+  end
   -- history entries are already JSON: splice them in rather than decode them.
-  local reply = json.encode({ type = "joined", room = room, members = member_nicks(room), history = json.array() })
+  local reply = json.encode({ type = "joined", room = room, members = member_nicks(room), since = found, history = json.array() })
   local at = reply:find('"history":[]', 1, true)
   reply = reply:sub(1, at + 10) .. table.concat(history, ",") .. reply:sub(at + 11)
   client:send(reply)

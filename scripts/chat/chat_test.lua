@@ -175,6 +175,30 @@ function tests.test_history_on_join(t)
   end
 end
 
+function tests.test_join_since_an_id_returns_only_what_came_after(t)
+  local a = guest(t, "alice")
+  join(a, "lobby")
+  local ids = {}
+  for i = 1, 4 do
+    request(a, { type = "say", room = "lobby", text = "m" .. i })
+    ids[i] = a:expect({ type = "message", text = "m" .. i }).id
+  end
+  local b = guest(t, "bob")
+  request(b, { type = "join", room = "lobby", since = ids[2] })
+  local j = b:expect { type = "joined", room = "lobby", since = ids[2] }
+  if #j.history ~= 2 or j.history[1].text ~= "m3" or j.history[2].text ~= "m4" then
+    t:fail("history after", ids[2], ":", json.encode(j.history))
+  end
+  request(b, { type = "join", room = "lobby", since = ids[4] }) -- up to date
+  j = b:expect { type = "joined", room = "lobby", since = ids[4] }
+  if #j.history ~= 0 then t:fail("history after the last:", json.encode(j.history)) end
+  request(b, { type = "join", room = "lobby", since = "no-such-id" }) -- unknown: all of it, no since
+  j = b:expect { type = "joined", room = "lobby" }
+  if #j.history ~= 4 or j.since ~= nil then t:fail("history after an unknown id:", json.encode(j)) end
+  request(b, { type = "join", room = "lobby", since = 42 })
+  failure(b, "bad_request", "join")
+end
+
 function tests.test_too_long(t)
   local a, b = guest(t, "alice"), guest(t, "bob")
   join(a, "lobby")

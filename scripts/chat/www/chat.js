@@ -31,6 +31,7 @@ const chat = {
   newBelow: 0,         // messages appended below a reader who scrolled up
   reconnectAt: 0, reconnectTimer: null, countdownTimer: null,
   seq: 0,
+  since: new Map(),    // room -> the id a re-join asked for history after
   typing: new Map(),   // room -> Map nick -> when their "typing…" ends (ms)
   typingSent: new Map(), // room -> when we last said we are typing there (ms)
 };
@@ -187,9 +188,16 @@ const handlers = {
     showChat();
     const rooms = [...chat.convos.values()].filter((c) => c.kind === "room").map((c) => c.name);
     if (rooms.length === 0) rooms.push("lobby");
+    chat.since.clear();
     for (const room of rooms) {
-      if (again) addDivider(convo(room), "reconnected");
-      send({ type: "join", room });
+      const msg = { type: "join", room };
+      if (again) {
+        const c = convo(room);
+        const last = c.lines.findLast((l) => l.id && !l.local);
+        addDivider(c, "reconnected");
+        if (last) { msg.since = last.id; chat.since.set(room, last.id); }
+      }
+      send(msg);
     }
     send({ type: "rooms" });
     save();
@@ -199,6 +207,9 @@ const handlers = {
     refreshRoomsSoon();
     const c = convo(m.room);
     c.members = m.members;
+    const asked = chat.since.get(m.room);
+    chat.since.delete(m.room);
+    if (asked && m.since !== asked) addNotice(c, "messages sent while you were away may be missing: the room keeps only its latest");
     for (const h of m.history) addLine(c, h);
     if (!chat.current || chat.wantRoom === m.room || !chat.convos.has(chat.current)) {
       chat.wantRoom = null;
