@@ -336,6 +336,13 @@ func TestChatPagePhoneDrawers(t *testing.T) {
 	if !jsBool(t, tab, "100dvh", `document.getElementById("chat").getBoundingClientRect().height === window.innerHeight`) {
 		t.Error("the chat does not fill the screen")
 	}
+	long := strings.Repeat("long_room_name_", 2) + "xy"
+	run(t, tab, "a long room name", typeLine("/join "+long), waitText("#title", "#"+long))
+	if !jsBool(t, tab, "truncated", `(() => { const h = document.getElementById("title");
+		return h.scrollWidth > h.clientWidth && getComputedStyle(h).textOverflow === "ellipsis" && document.documentElement.scrollWidth <= 390; })()`) {
+		t.Error("a long room name is not truncated, or the page is wider than the phone")
+	}
+	saveScreenshot(t, tab, "artifacts/chatpage-phone-long-room.png")
 }
 
 // TestChatPageRefusedToken: a token the gateway refuses is explained on

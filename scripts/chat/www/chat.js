@@ -893,6 +893,7 @@ $("retry-now").onclick = () => { if (!chat.ws) { chat.retry = 0; connect(); } };
 $("toggle-side").onclick = () => ($("side").classList.contains("open") ? closeDrawers() : openDrawer("side", "toggle-side"));
 $("toggle-members").onclick = () => ($("members-panel").classList.contains("open") ? closeDrawers() : openDrawer("members-panel", "toggle-members"));
 $("backdrop").onclick = () => closeDrawers();
+for (const b of document.querySelectorAll(".close-drawer")) b.onclick = () => { closeDrawers(); $("text").focus(); };
 document.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && closeDrawers()) $("text").focus(); });
 document.addEventListener("visibilitychange", () => {
   if (!document.hidden && chat.current) { convo(chat.current).unread = 0; renderSide(); }
