@@ -109,10 +109,11 @@ function connect() {
     chat.ws = null;
     chat.welcomed = false;
     failPending("not sent: the connection was lost");
-    if (!opened && await serverReachable()) {
+    if (!opened && (chat.token || chat.auth === "required" || !chat.auth) && await serverReachable()) {
       // The server is up but refused the upgrade: with a token, the token
-      // (HTTP 401: expired, malformed or wrongly signed); without one, the
-      // endpoint wants sign-in. Retrying would only loop.
+      // (HTTP 401: expired, malformed or wrongly signed); without one, an
+      // endpoint that wants sign-in. Retrying would only loop. (A guest
+      // refused where guests are welcome is a full server: retry.)
       const why = chat.token
         ? "The server refused your token: it may have expired, be malformed or be signed with another secret. Paste a new one."
         : "The server refused the connection: it may require signing in with a token.";
