@@ -498,3 +498,27 @@ func TestChatPageRecoversWhatItMissed(t *testing.T) {
 		t.Error("the page says messages may be missing, but since matched")
 	}
 }
+
+// TestChatPageOwnPMsFromAnotherTabAreNotUnread: a signed-in user's PM sent
+// from one tab reaches their other tab as well; there it shows in the
+// conversation but counts as nothing unread.
+func TestChatPageOwnPMsFromAnotherTabAreNotUnread(t *testing.T) {
+	newTab := newBrowser(t)
+	g := chatPageGateway(t, "    auth: {secret_env: TEST_CHAT_SECRET, required: false}\n", []string{"TEST_CHAT_SECRET=test-secret"})
+	page := "http://" + g.addr + "/?token=" + token(t, "test-secret", "-sub", "u-1", "-name", "Alice", "-ttl", "1h")
+	tab1, tab2 := newTab(), newTab()
+	for _, tab := range []context.Context{tab1, tab2} {
+		run(t, tab, "sign in", chromedp.EmulateViewport(1280, 800), chromedp.Navigate(page), waitText("#status", "online as Alice"), waitText("#joined", "#lobby"))
+	}
+	bob := login(t, g.url("/chat"), "bob")
+	bob.join("lobby")
+	run(t, tab2, "the second tab sends a PM", typeLine("/pm bob from my other tab"), waitJS(`!!document.querySelector("#messages .msg.own:not(.pending)")`))
+	if e := bob.expect("pm"); e.str("text") != "from my other tab" {
+		t.Errorf("bob got %v", e)
+	}
+	run(t, tab1, "the first tab has it", waitText("#pms", "bob"))
+	if title := value(t, tab1, "title", chromedp.Evaluate[string](`document.title + "|" + document.querySelector("#pms .badge").textContent`)); title != "Moongate chat|" {
+		t.Errorf("the first tab counts its own PM as unread: %q", title)
+	}
+	run(t, tab1, "and shows it as own", chromedp.Click(`#pms button`), waitText("#messages .msg.own", "from my other tab"))
+}
