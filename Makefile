@@ -18,9 +18,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_CONFIG) ./gateway/config
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZ_JSON) ./scripting/luaval
 
-# The browser tests drive Debian's Chromium; install it when missing and possible.
+# The browser tests drive Debian's Chromium and inject axe-core (npm,
+# test/browser/package.json, test-only); install them when missing and possible.
 browser-deps:
 	@bash .ci/ensure-chromium
+	@bash .ci/ensure-browser-deps
 
 # bin/moongate and bin/moongate-bench; `go install ./cmd/moongate` puts moongate in $(go env GOPATH)/bin instead.
 build:

@@ -2,6 +2,7 @@ package test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -133,5 +134,29 @@ func TestChatAnnounceWithoutSecret(t *testing.T) {
 	ada := login(t, g.url("/chat"), "ada")
 	if e := ada.join("lobby"); e.str("type") != "joined" {
 		t.Errorf("join: %v", e)
+	}
+}
+
+// TestChatInfo: GET /chat/api/info tells a page the endpoint's sign-in and
+// text limit, with or without the announce secret; other methods are 405.
+func TestChatInfo(t *testing.T) {
+	for _, c := range []struct{ extra, want string }{
+		{"    options: {max_text: 300}\n", `{"auth":"none","max_text":300}`},
+		{"    auth: {secret_env: TEST_CHAT_SECRET, required: false}\n", `{"auth":"optional","max_text":2000}`},
+		{"    auth: {secret_env: TEST_CHAT_SECRET, required: true}\n", `{"auth":"required","max_text":2000}`},
+	} {
+		dir := t.TempDir()
+		writeFiles(t, dir, chatFiles(t, 1, c.extra))
+		g := startGatewayEnv(t, dir, []string{"TEST_CHAT_SECRET=s"}, "run", "-config", "config.yaml", "-listen", "127.0.0.1:0", "-log-format", "json")
+		status, body := post(t, g, "GET", "/chat/api/info", "", "")
+		var got, want map[string]any
+		json.Unmarshal([]byte(body), &got)
+		json.Unmarshal([]byte(c.want), &want)
+		if status != 200 || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%q: %d %s, want %s", c.extra, status, body, c.want)
+		}
+		if status, _ := post(t, g, "POST", "/chat/api/info", "", "{}"); status != 405 {
+			t.Errorf("POST info: %d, want 405", status)
+		}
 	}
 }

@@ -45,6 +45,10 @@ type chatter struct {
 	queue  []event
 	closed bool          // the connection has ended; queue holds what came before
 	more   chan struct{} // has a value when queue or closed may have changed
+
+	// typing keeps "typing" events; by default take skips them, as they
+	// are advisory and a browser page sends them while a test types.
+	typing bool
 }
 
 // newChatter connects to url (no hello yet).
@@ -95,6 +99,9 @@ func (c *chatter) take(d time.Duration) (e event, ok, closed bool) {
 			c.queue[0] = nil
 			c.queue = c.queue[1:]
 			c.mu.Unlock()
+			if e.str("type") == "typing" && !c.typing {
+				continue
+			}
 			return e, true, false
 		}
 		closed = c.closed

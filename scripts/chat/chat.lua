@@ -20,6 +20,7 @@ local WINDOW = tonumber(options.rate_window) or 10   -- seconds
 local NICK_HOLD = math.max(tonumber(options.nick_hold) or 86400, 1) -- seconds a signed-in nick stays its user's
 local HISTORY = tonumber(options.history) or 50      -- messages kept per room
 local MAX_TEXT = tonumber(options.max_text) or 2000  -- characters
+local TYPING_WINDOW = math.max(tonumber(options.typing_window) or 3, 1) -- seconds between typing events of an owner in a room
 local ANNOUNCE_SECRET = options.announce_secret_env or "MOONGATE_ANNOUNCE_SECRET" -- names the variable
 
 -- replies ------------------------------------------------------------------
@@ -338,12 +339,31 @@ function requests.join(client, msg, nick)
   if not valid_room(room) then
     return fail(client, "invalid_room", "a room is 1 to 32 of a-z, 0-9, _ or -", "join")
   end
+  local since = msg.since
+  if since ~= nil and (type(since) ~= "string" or since == "") then
+    return fail(client, "bad_request", "since is the id of a message, a string", "join")
+  end
   if limited("joins", JOIN_LIMIT, client) then
     return fail(client, "rate_limited", "too many joins: at most " .. JOIN_LIMIT .. " every " .. WINDOW .. " s", "join")
   end
   local joined, history = rooms.join(room, client, HISTORY)
+  -- since: when that message is in the history, only what came after it.
+  -- Entries are JSON made by json.encode, where "id":"<id>" (quotes
+  -- unescaped) can only be the message's own id.
+  local found = nil
+  if since then
+    local key = '"id":' .. json.encode(since)
+    for i = #history, 1, -1 do
+      if history[i]:find(key, 1, true) then
+        local after = {}
+        for j = i + 1, #history do after[#after + 1] = history[j] end
+        history, found = after, since
+        break
+      end
+    end
+  end
   -- history entries are already JSON: splice them in rather than decode them.
-  local reply = json.encode({ type = "joined", room = room, members = member_nicks(room), history = json.array() })
+  local reply = json.encode({ type = "joined", room = room, members = member_nicks(room), since = found, history = json.array() })
   local at = reply:find('"history":[]', 1, true)
   reply = reply:sub(1, at + 10) .. table.concat(history, ",") .. reply:sub(at + 11)
   client:send(reply)
@@ -365,6 +385,20 @@ function requests.say(client, msg, nick)
     log.error("chat: a message could not be stored", { room = room, err = tostring(err) })
     return fail(client, "unavailable", "the message could not be stored; try again", "say")
   end
+end
+
+-- typing tells the other members of a room that nick is typing there: at
+-- most one event per owner and room every TYPING_WINDOW seconds; the rest
+-- are dropped without an error (a typing signal is advisory).
+function requests.typing(client, msg, nick)
+  local room = msg.room
+  if room == nil then return fail(client, "bad_request", "missing field: room", "typing") end
+  if not valid_room(room) then return fail(client, "invalid_room", "no such room name: " .. tostring(room), "typing") end
+  if not rooms.has(room, client) then
+    return fail(client, "not_joined", "join " .. room .. " before typing there", "typing")
+  end
+  if store.incr("typing:" .. owner_of(client) .. ":" .. room, 1, TYPING_WINDOW) > 1 then return end
+  rooms.broadcast(room, json.encode({ type = "typing", room = room, nick = nick }), client)
 end
 
 function requests.leave(client, msg, nick)
@@ -459,9 +493,21 @@ end
 -- handlers -----------------------------------------------------------------
 
 -- chat.http answers the HTTP API below the endpoint's path. Without the
--- announce secret configured the API is not there at all (404).
+-- announce secret configured only /api/info is there (the rest is 404).
+-- GET /chat/api/info tells a page what the endpoint accepts, with or
+-- without the announce secret: its sign-in (service.auth: "none",
+-- "optional" or "required") and the longest text, in characters.
+local function info(req)
+  if req.method ~= "GET" and req.method ~= "HEAD" then
+    return api_error(405, "method_not_allowed", "info takes GET", { Allow = "GET" })
+  end
+  return 200, { auth = service.auth, max_text = MAX_TEXT }
+end
+
 function chat.http(req)
-  local handle = api[req.path:sub(#service.path + 1)]
+  local below = req.path:sub(#service.path + 1)
+  if below == "/api/info" then return info(req) end
+  local handle = api[below]
   if not handle or not secrets.configured(ANNOUNCE_SECRET) then
     return api_error(404, "not_found", "no such API: " .. req.path)
   end

@@ -175,6 +175,30 @@ function tests.test_history_on_join(t)
   end
 end
 
+function tests.test_join_since_an_id_returns_only_what_came_after(t)
+  local a = guest(t, "alice")
+  join(a, "lobby")
+  local ids = {}
+  for i = 1, 4 do
+    request(a, { type = "say", room = "lobby", text = "m" .. i })
+    ids[i] = a:expect({ type = "message", text = "m" .. i }).id
+  end
+  local b = guest(t, "bob")
+  request(b, { type = "join", room = "lobby", since = ids[2] })
+  local j = b:expect { type = "joined", room = "lobby", since = ids[2] }
+  if #j.history ~= 2 or j.history[1].text ~= "m3" or j.history[2].text ~= "m4" then
+    t:fail("history after", ids[2], ":", json.encode(j.history))
+  end
+  request(b, { type = "join", room = "lobby", since = ids[4] }) -- up to date
+  j = b:expect { type = "joined", room = "lobby", since = ids[4] }
+  if #j.history ~= 0 then t:fail("history after the last:", json.encode(j.history)) end
+  request(b, { type = "join", room = "lobby", since = "no-such-id" }) -- unknown: all of it, no since
+  j = b:expect { type = "joined", room = "lobby" }
+  if #j.history ~= 4 or j.since ~= nil then t:fail("history after an unknown id:", json.encode(j)) end
+  request(b, { type = "join", room = "lobby", since = 42 })
+  failure(b, "bad_request", "join")
+end
+
 function tests.test_too_long(t)
   local a, b = guest(t, "alice"), guest(t, "bob")
   join(a, "lobby")
@@ -264,6 +288,32 @@ function tests.test_rate_limit_follows_the_virtual_clock(t)
   t:advance(0.1) -- the window (10 s from the first message) is over
   request(a, { type = "say", room = "lobby", text = "again" })
   a:expect { type = "message", text = "again" }
+end
+
+function tests.test_typing_reaches_the_others_at_most_once_a_window(t)
+  local a, b = guest(t, "alice"), guest(t, "bob")
+  join(a, "lobby")
+  join(b, "lobby")
+  a:expect { type = "presence", nick = "bob", event = "join" }
+  request(a, { type = "typing", room = "lobby" })
+  b:expect { type = "typing", room = "lobby", nick = "alice" }
+  a:expect_nothing() -- not to the typist
+  request(a, { type = "typing", room = "lobby" })
+  t:advance(2.9)
+  request(a, { type = "typing", room = "lobby" })
+  b:expect_nothing() -- dropped, without an error
+  a:expect_nothing()
+  t:advance(0.1) -- the window (3 s from the first) is over
+  request(a, { type = "typing", room = "lobby" })
+  b:expect { type = "typing", room = "lobby", nick = "alice" }
+  request(b, { type = "typing", room = "lobby" }) -- a window per owner
+  a:expect { type = "typing", room = "lobby", nick = "bob" }
+  request(a, { type = "typing", room = "elsewhere" })
+  failure(a, "not_joined", "typing")
+  request(a, { type = "typing", room = "Bad Room" })
+  failure(a, "invalid_room", "typing")
+  request(a, { type = "typing" })
+  failure(a, "bad_request", "typing")
 end
 
 function tests.test_join_rate_limit(t)
