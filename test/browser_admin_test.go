@@ -50,6 +50,7 @@ func TestAdminConsoleInTheBrowser(t *testing.T) {
 	c.CloseNow()
 	run(t, tab, "the count goes back down", waitText(conns, "0"))
 	saveScreenshot(t, tab, "artifacts/admin.png")
+	axeCheck(t, tab, "admin")
 	if strings.TrimSpace(version) == "" {
 		t.Error("no version shown")
 	}
