@@ -1,8 +1,10 @@
 package scripting
 
 import (
+	"context"
 	"time"
 
+	"github.com/moongate/moongate/gateway/cluster"
 	"github.com/moongate/moongate/gateway/store"
 
 	"github.com/moongate/moongate/scripting/luaval"
@@ -28,10 +30,14 @@ import (
 // A key set or added with {owner = client} is removed when that client
 // disconnects (a nick claim, a lock held by a connection).
 func (st *state) openStore() {
-	s := st.svc.store
+	s := st.svc.kv
 	st.setModule("store", map[string]lua.LGFunction{
 		"get": func(L *lua.LState) int {
-			v, _ := s.Get(L.CheckString(1))
+			var v any
+			st.storeCall(L, "get", func(ctx context.Context) (err error) {
+				v, _, err = s.Get(ctx, L.CheckString(1))
+				return err
+			})
 			lv, err := luaval.FromGo(L, v)
 			if err != nil {
 				L.RaiseError("store.get: %v", err)
@@ -42,37 +48,36 @@ func (st *state) openStore() {
 		"set": func(L *lua.LState) int {
 			key, value, o := L.CheckString(1), storeValue(L, 2), setOptions(L, 3)
 			if o.ifValue != nil {
-				L.Push(lua.LBool(s.SetIf(key, value, o.ifValue, o.ttl)))
+				var ok bool
+				st.storeCall(L, "set", func(ctx context.Context) (err error) {
+					ok, err = s.SetIf(ctx, key, value, o.ifValue, o.ttl)
+					return err
+				})
+				L.Push(lua.LBool(ok))
 				return 1
 			}
-			var err error
-			if o.owner != "" {
-				err = s.SetOwned(key, value, o.ttl, o.owner)
-			} else {
-				err = s.Set(key, value, o.ttl)
-			}
-			if err != nil {
-				L.RaiseError("store.set: %v", err)
-			}
+			st.storeCall(L, "set", func(ctx context.Context) error {
+				return s.Set(ctx, key, value, o.ttl, o.owner)
+			})
 			return 0
 		},
 		"add": func(L *lua.LState) int {
 			key, value, o := L.CheckString(1), storeValue(L, 2), setOptions(L, 3)
 			var ok bool
-			var err error
-			if o.owner != "" {
-				ok, err = s.AddOwned(key, value, o.ttl, o.owner)
-			} else {
-				ok, err = s.Add(key, value, o.ttl)
-			}
-			if err != nil {
-				L.RaiseError("store.add: %v", err)
-			}
+			st.storeCall(L, "add", func(ctx context.Context) (err error) {
+				ok, err = s.Add(ctx, key, value, o.ttl, o.owner)
+				return err
+			})
 			L.Push(lua.LBool(ok))
 			return 1
 		},
 		"keys": func(L *lua.LState) int {
-			keys := s.Keys(L.CheckString(1), L.OptInt(2, store.MaxKeysListed))
+			prefix, limit := L.CheckString(1), L.OptInt(2, store.MaxKeysListed)
+			var keys []string
+			st.storeCall(L, "keys", func(ctx context.Context) (err error) {
+				keys, err = s.Keys(ctx, prefix, limit)
+				return err
+			})
 			t := L.CreateTable(len(keys), 0)
 			for _, k := range keys {
 				t.Append(lua.LString(k))
@@ -81,7 +86,13 @@ func (st *state) openStore() {
 			return 1
 		},
 		"ttl": func(L *lua.LState) int {
-			left, ok := s.TTL(L.CheckString(1))
+			key := L.CheckString(1)
+			var left time.Duration
+			var ok bool
+			st.storeCall(L, "ttl", func(ctx context.Context) (err error) {
+				left, ok, err = s.TTL(ctx, key)
+				return err
+			})
 			switch {
 			case !ok:
 				L.Push(lua.LNil)
@@ -93,55 +104,103 @@ func (st *state) openStore() {
 			return 1
 		},
 		"expire": func(L *lua.LState) int {
-			L.Push(lua.LBool(s.Expire(L.CheckString(1), ttlArg(L, 2))))
+			key, ttl := L.CheckString(1), ttlArg(L, 2)
+			var ok bool
+			st.storeCall(L, "expire", func(ctx context.Context) (err error) {
+				ok, err = s.Expire(ctx, key, ttl)
+				return err
+			})
+			L.Push(lua.LBool(ok))
 			return 1
 		},
 		"push": func(L *lua.LState) int {
-			n, err := s.Push(L.CheckString(1), storeValue(L, 2), L.CheckInt(3))
-			if err != nil {
-				L.RaiseError("store.push: %v", err)
-			}
+			key, value, keep := L.CheckString(1), storeValue(L, 2), L.CheckInt(3)
+			var n int
+			st.storeCall(L, "push", func(ctx context.Context) (err error) {
+				n, err = s.Push(ctx, key, value, keep)
+				return err
+			})
 			L.Push(lua.LNumber(n))
 			return 1
 		},
 		"range": func(L *lua.LState) int {
-			entries, err := s.Range(L.CheckString(1), L.OptInt(2, 1), L.OptInt(3, -1))
-			if err != nil {
-				L.RaiseError("store.range: %v", err)
-			}
+			key, from, to := L.CheckString(1), L.OptInt(2, 1), L.OptInt(3, -1)
+			var entries []any
+			st.storeCall(L, "range", func(ctx context.Context) (err error) {
+				entries, err = s.Range(ctx, key, from, to)
+				return err
+			})
 			lv, err := luaval.FromGo(L, entries)
 			if err != nil {
 				L.RaiseError("store.range: %v", err)
+			}
+			if lv == lua.LNil {
+				lv = L.NewTable()
 			}
 			L.Push(luaval.Array(L, lv.(*lua.LTable)))
 			return 1
 		},
 		"hincr": func(L *lua.LState) int {
-			n, err := s.HIncr(L.CheckString(1), L.CheckString(2), L.OptInt64(3, 1))
-			if err != nil {
-				L.RaiseError("store.hincr: %v", err)
-			}
+			key, field, by := L.CheckString(1), L.CheckString(2), L.OptInt64(3, 1)
+			var n int64
+			st.storeCall(L, "hincr", func(ctx context.Context) (err error) {
+				n, err = s.HIncr(ctx, key, field, int64(by))
+				return err
+			})
 			L.Push(lua.LNumber(n))
 			return 1
 		},
 		"incr": func(L *lua.LState) int {
-			n, err := s.Incr(L.CheckString(1), int64(L.OptInt64(2, 1)), ttlArg(L, 3))
-			if err != nil {
-				L.RaiseError("store.incr: %v", err)
-			}
+			key, by, ttl := L.CheckString(1), int64(L.OptInt64(2, 1)), ttlArg(L, 3)
+			var n int64
+			st.storeCall(L, "incr", func(ctx context.Context) (err error) {
+				n, err = s.Incr(ctx, key, by, ttl)
+				return err
+			})
 			L.Push(lua.LNumber(n))
 			return 1
 		},
 		"del": func(L *lua.LState) int {
 			key := L.CheckString(1)
-			if L.GetTop() < 2 {
-				L.Push(lua.LBool(s.Delete(key)))
-				return 1
+			var want any
+			conditional := L.GetTop() >= 2
+			if conditional {
+				want = storeValue(L, 2)
 			}
-			L.Push(lua.LBool(s.DeleteIf(key, storeValue(L, 2))))
+			var ok bool
+			st.storeCall(L, "del", func(ctx context.Context) (err error) {
+				if conditional {
+					ok, err = s.DeleteIf(ctx, key, want)
+				} else {
+					ok, err = s.Delete(ctx, key)
+				}
+				return err
+			})
+			L.Push(lua.LBool(ok))
 			return 1
 		},
 	})
+}
+
+// storeCall runs op, one operation named name on the service's store. The
+// in-process store answers at once, on the state; a store shared by a
+// cluster waits on the network, so the handler is suspended meanwhile
+// (the state serves others) and op is bounded by cluster.CallTimeout. An
+// error is raised in the script as "store.<name>: ...".
+func (st *state) storeCall(L *lua.LState, name string, op func(context.Context) error) {
+	var err error
+	if st.svc.cluster == nil {
+		err = op(context.Background())
+	} else {
+		st.await(func() {
+			ctx, cancel := context.WithTimeout(st.svc.ctx, cluster.CallTimeout)
+			defer cancel()
+			err = op(ctx)
+		})
+	}
+	if err != nil {
+		L.RaiseError("store.%s: %v", name, err)
+	}
 }
 
 // storeValue converts argument n for the store.

@@ -10,7 +10,6 @@ import (
 	"github.com/moongate/moongate/gateway/hub"
 	"github.com/moongate/moongate/gateway/metrics"
 	"github.com/moongate/moongate/gateway/outbound"
-	"github.com/moongate/moongate/gateway/store"
 	lua "github.com/yuin/gopher-lua"
 )
 
@@ -52,7 +51,8 @@ func check(ep config.Endpoint, start bool, opts ...Option) ([]string, error) {
 	for _, opt := range opts {
 		opt(s)
 	}
-	s.store = store.New(0, store.WithClock(s.clock.Now))
+	s.cluster = nil // a check never touches the cluster's data
+	s.openStore(ep)
 	s.named.clock = s.clock
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	defer s.wg.Wait()

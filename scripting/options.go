@@ -1,6 +1,9 @@
 package scripting
 
-import "github.com/moongate/moongate/gateway/db"
+import (
+	"github.com/moongate/moongate/gateway/cluster"
+	"github.com/moongate/moongate/gateway/db"
+)
 
 // Option configures a Service beyond its endpoint's settings: what the
 // gateway lends it.
@@ -17,4 +20,12 @@ type Databases interface {
 // use those its endpoint lists (config.Endpoint.Databases).
 func WithDatabases(dbs Databases) Option {
 	return func(s *Service) { s.databases = dbs }
+}
+
+// WithCluster makes the service one of a cluster's: its store (and, as
+// the cluster grows, its rooms) are shared with the same endpoint on the
+// other nodes through n. Without it the service keeps everything in
+// process.
+func WithCluster(n *cluster.Node) Option {
+	return func(s *Service) { s.cluster = n }
 }

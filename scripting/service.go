@@ -23,6 +23,7 @@ import (
 
 	"github.com/moongate/moongate/gateway"
 	"github.com/moongate/moongate/gateway/client"
+	"github.com/moongate/moongate/gateway/cluster"
 	"github.com/moongate/moongate/gateway/config"
 	"github.com/moongate/moongate/gateway/hub"
 	"github.com/moongate/moongate/gateway/metrics"
@@ -35,7 +36,11 @@ type Service struct {
 	log     *slog.Logger
 	metrics *metrics.Endpoint
 	hub     *hub.Hub
+	// store is the in-process store (nil in a cluster), kv the store the
+	// scripts reach: store's, or the cluster's in Redis.
 	store   *store.Store
+	kv      store.KV
+	cluster *cluster.Node // nil: the gateway runs alone
 	// databases are the gateway's databases (nil: none configured).
 	databases Databases
 	next      atomic.Uint32 // round robin over states for new clients
@@ -85,7 +90,7 @@ func New(ep config.Endpoint, log *slog.Logger, m *metrics.Endpoint, opts ...Opti
 	for _, opt := range opts {
 		opt(s)
 	}
-	s.store = store.New(0, store.WithClock(s.clock.Now))
+	s.openStore(ep)
 	s.named.clock = s.clock
 	gen, err := s.build(ep, src, nil)
 	if err != nil {
@@ -97,12 +102,25 @@ func New(ep config.Endpoint, log *slog.Logger, m *metrics.Endpoint, opts ...Opti
 	s.launch(gen)
 	close(gen.ready)
 	s.status.loaded(gen.version)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.store.SweepEvery(s.ctx, 10*time.Second)
-	}()
+	if s.store != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.store.SweepEvery(s.ctx, 10*time.Second)
+		}()
+	}
 	return s, nil
+}
+
+// openStore gives the service its store: the cluster's, shared with the
+// other nodes, or one in process.
+func (s *Service) openStore(ep config.Endpoint) {
+	if s.cluster != nil {
+		s.kv = s.cluster.Store(ep.Path)
+		return
+	}
+	s.store = store.New(0, store.WithClock(s.clock.Now))
+	s.kv = s.store.Local()
 }
 
 // Hub returns the service's clients and rooms.

@@ -1,6 +1,7 @@
 package scripting
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sync"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/moongate/moongate/gateway/client"
+	"github.com/moongate/moongate/gateway/cluster"
 	"github.com/prometheus/client_golang/prometheus"
 	lua "github.com/yuin/gopher-lua"
 )
@@ -215,7 +217,7 @@ func (st *state) connect(ev event) error {
 // forget drops what the service holds for a client that is gone.
 func (st *state) forget(c *client.Client) {
 	st.svc.hub.Remove(c)
-	st.svc.store.ReleaseOwner(c.ID())
+	st.releaseOwner(c)
 	delete(st.clients, c)
 }
 
@@ -332,5 +334,26 @@ func (st *state) interruptIfOver(budget time.Duration, heap, memLimit uint64) {
 	if r := st.current.Load(); st.running.Load() == call && r != nil {
 		st.stopReason.Store(reason)
 		r.cancel()
+	}
+}
+
+// releaseOwner removes the store keys bound to c's life. In a cluster
+// that is a call to Redis: made with the handler suspended when one is
+// running, else (a close event) on the state, bounded by
+// cluster.CallTimeout; a failure is logged (the keys then stay until
+// their expiry).
+func (st *state) releaseOwner(c *client.Client) {
+	if st.svc.cluster == nil {
+		st.svc.store.ReleaseOwner(c.ID())
+		return
+	}
+	var err error
+	st.await(func() {
+		ctx, cancel := context.WithTimeout(st.svc.ctx, cluster.CallTimeout)
+		defer cancel()
+		_, err = st.svc.kv.ReleaseOwner(ctx, c.ID())
+	})
+	if err != nil {
+		st.svc.log.Warn("store: keys bound to a client not released", "client", c.ID(), "err", err)
 	}
 }

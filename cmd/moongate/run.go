@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/moongate/moongate/gateway"
+	"github.com/moongate/moongate/gateway/cluster"
 	"github.com/moongate/moongate/gateway/config"
 	"github.com/moongate/moongate/gateway/db"
 	"github.com/moongate/moongate/gateway/logring"
@@ -145,7 +146,16 @@ func serve(ctx context.Context, cfg *config.Config, fileListen string, log *slog
 		return err
 	}
 	defer closeDatabases(dbs, cfg, log) // after the services, which use them
-	services, err := startServices(cfg, log, m, scripting.WithDatabases(dbs))
+	opts := []scripting.Option{scripting.WithDatabases(dbs)}
+	if cfg.Cluster != nil {
+		node, err := cluster.Open(ctx, cfg.Cluster, log)
+		if err != nil {
+			return err
+		}
+		defer node.Close() // after the services, which use it
+		opts = append(opts, scripting.WithCluster(node))
+	}
+	services, err := startServices(cfg, log, m, opts...)
 	if err != nil {
 		return err
 	}
@@ -161,6 +171,7 @@ func serve(ctx context.Context, cfg *config.Config, fileListen string, log *slog
 	reloads := reload.New(cfg, services, srv, log, m)
 	reloads.ListenOverridden(fileListen)
 	reloads.UseDatabases(dbs)
+	reloads.UseOptions(opts...)
 	shutDown := false // once serving stops, shutdown closes the services
 	defer func() {
 		if !shutDown { // serving failed or never started

@@ -44,6 +44,8 @@ type Config struct {
 	// Databases are the databases services may use, by name; an
 	// endpoint lists the ones its script may reach.
 	Databases []Database
+	// Cluster joins the gateway to others over Redis; nil: it runs alone.
+	Cluster *Cluster
 }
 
 // Database is one item of the top-level `databases:` map.

@@ -33,7 +33,24 @@ func (c *Config) withoutLines() Config {
 		out.Static[i].Line = 0
 	}
 	out.Databases = databasesWithoutLines(c.Databases)
+	out.Cluster = c.Cluster.withoutLine()
 	return out
+}
+
+// SameCluster reports whether a and b join the same cluster as the same
+// node (a cluster section moved in the file is the same).
+func SameCluster(a, b *Config) bool {
+	return reflect.DeepEqual(a.Cluster.withoutLine(), b.Cluster.withoutLine())
+}
+
+// withoutLine returns a copy of c with Line zero; nil for nil.
+func (c *Cluster) withoutLine() *Cluster {
+	if c == nil {
+		return nil
+	}
+	out := *c
+	out.Line = 0
+	return &out
 }
 
 // SameDatabases reports whether a and b declare the same databases with

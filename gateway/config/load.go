@@ -159,6 +159,7 @@ func (d *decoder) config(doc *yaml.Node) *Config {
 		"allowed_hosts": func(v *yaml.Node, f string) { cfg.AllowedHosts = d.strings(v, f) },
 		"metrics":       func(v *yaml.Node, f string) { d.metrics(v, f, &cfg.Metrics) },
 		"databases":     func(v *yaml.Node, f string) { cfg.Databases = d.databases(v, f) },
+		"cluster":       func(v *yaml.Node, f string) { cfg.Cluster = d.cluster(v, f) },
 	})
 	if len(cfg.Endpoints) == 0 && root.Kind == yaml.MappingNode {
 		n := endpointsNode

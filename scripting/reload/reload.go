@@ -36,8 +36,9 @@ type Manager struct {
 	metrics *metrics.Metrics
 	server  Server
 
-	mu         sync.Mutex // serializes reloads and guards what follows
-	dbs        *db.Set    // the gateway's databases; nil: none are served
+	mu         sync.Mutex         // serializes reloads and guards what follows
+	dbs        *db.Set            // the gateway's databases; nil: none are served
+	opts       []scripting.Option // given to every service started (UseOptions)
 	cfg        *config.Config
 	fileListen string                        // listen as the config file said it when last read
 	services   map[string]*scripting.Service // endpoint path -> service
@@ -81,13 +82,23 @@ func (m *Manager) UseDatabases(set *db.Set) {
 	m.dbs = set
 }
 
+// UseOptions gives every service the manager starts from now on opts
+// (the cluster the gateway belongs to, say), as the first services got.
+func (m *Manager) UseOptions(opts ...scripting.Option) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.opts = opts
+}
+
 // serviceOptions returns the options a service the manager starts gets:
-// the gateway's databases, when UseDatabases gave them. m.mu is held.
+// those UseOptions gave, and the gateway's databases when UseDatabases
+// gave them. m.mu is held.
 func (m *Manager) serviceOptions() []scripting.Option {
-	if m.dbs == nil {
-		return nil
+	opts := append([]scripting.Option(nil), m.opts...)
+	if m.dbs != nil {
+		opts = append(opts, scripting.WithDatabases(m.dbs))
 	}
-	return []scripting.Option{scripting.WithDatabases(m.dbs)}
+	return opts
 }
 
 // Services returns the services now running, by endpoint path.
@@ -222,6 +233,10 @@ func (m *Manager) reloadConfigFile(src []byte, current func() bool) error {
 		m.fileListen = next.Listen
 	}
 	next.Listen = m.cfg.Listen
+	if !config.SameCluster(next, m.cfg) {
+		m.log.Warn("cluster changed in the config: it takes effect after a restart")
+		next.Cluster = m.cfg.Cluster
+	}
 	if next.Equal(m.cfg) {
 		m.cfg = next // only where things stand in the file moved
 		return nil
