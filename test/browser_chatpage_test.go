@@ -522,3 +522,74 @@ func TestChatPageOwnPMsFromAnotherTabAreNotUnread(t *testing.T) {
 	}
 	run(t, tab1, "and shows it as own", chromedp.Click(`#pms button`), waitText("#messages .msg.own", "from my other tab"))
 }
+
+// TestChatPagePMPartnerOnline: the page shows whether a private partner
+// is connected, in the PM list and the conversation's header, and follows
+// it: Bob disconnecting shows as "not connected" without Alice sending
+// anything (the page hears his leave in the lobby and asks about him), and
+// his coming back as "connected"; Carol, who shares no room with Alice,
+// stays connected meanwhile. A conversation opened with a nick nobody has
+// says "not connected" at once, before any PM fails.
+func TestChatPagePMPartnerOnline(t *testing.T) {
+	newTab := newBrowser(t)
+	g := chatPageGateway(t, "", nil)
+	tab := newTab()
+	pageSignIn(t, tab, "http://"+g.addr+"/", "alice", 1280, 800)
+	bob := login(t, g.url("/chat"), "bob")
+	bob.join("lobby")
+	bob.send(map[string]any{"type": "pm", "to": "alice", "text": "psst"})
+	bob.expect("pm")
+	carol := login(t, g.url("/chat"), "carol")
+	carol.send(map[string]any{"type": "pm", "to": "alice", "text": "hello from elsewhere"})
+	carol.expect("pm")
+
+	const pmBob = `document.querySelector('#pms button[data-room="@bob"]')`
+	shows := func(state string) chromedp.Action[chromedp.Void] {
+		online := map[string]string{"connected": "true", "not connected": "false"}[state]
+		return waitJS(`(() => { const b = ` + pmBob + `, peer = document.getElementById("peer");
+			return !!b && b.dataset.online === "` + online + `" && b.getAttribute("aria-label").includes("bob, ` + state + `")
+			  && !!peer && peer.textContent === "` + state + `"
+			  && document.getElementById("members").textContent.includes("(` + state + `)"); })()`)
+	}
+	run(t, tab, "the PM arrives and is opened", waitText("#pms", "bob"), chromedp.Click(`#pms button[data-room="@bob"]`),
+		waitText("#title", "private: bob"), shows("connected"))
+	run(t, tab, "alice answers", typeLine("hi bob"), waitJS(`!!document.querySelector("#messages .msg.own:not(.pending)")`))
+	if e := bob.expect("pm"); e.str("text") != "hi bob" {
+		t.Errorf("bob got %v", e)
+	}
+	run(t, tab, "carol is connected", waitJS(`document.querySelector('#pms button[data-room="@carol"]')?.dataset.online === "true"`))
+	saveScreenshot(t, tab, "artifacts/chatpage-pm-connected.png")
+
+	// What the page sends from now on: it asks about bob alone when it
+	// hears him leave (every 15 s it asks about all its partners too).
+	run(t, tab, "watch what the page sends", chromedp.Evaluate[chromedp.Void](`(() => { window.sent = [];
+		const ws = chat.ws, send = ws.send.bind(ws); ws.send = (d) => { window.sent.push(d); return send(d); }; })()`))
+	bob.conn.CloseNow()
+	run(t, tab, "bob shows as not connected", shows("not connected"))
+	if !jsBool(t, tab, "asked about bob", `window.sent.includes('{"type":"online","nicks":["bob"]}')`) {
+		t.Errorf("the page did not ask about bob when he left; it sent %v",
+			value(t, tab, "sent", chromedp.Evaluate[[]string](`window.sent`)))
+	}
+	if !jsBool(t, tab, "carol still connected", `document.querySelector('#pms button[data-room="@carol"]').dataset.online === "true"`) {
+		t.Error("carol no longer shows as connected")
+	}
+	if !jsBool(t, tab, "nothing sent", `!document.querySelector("#messages .msg.failed, #messages .msg.pending")`) {
+		t.Error("a line of alice's is pending or failed: she sent something")
+	}
+	saveScreenshot(t, tab, "artifacts/chatpage-pm-not-connected.png")
+	axeCheck(t, tab, "pm-not-connected")
+
+	back := login(t, g.url("/chat"), "bob")
+	back.join("lobby")
+	run(t, tab, "bob shows as connected again", shows("connected"))
+	saveScreenshot(t, tab, "artifacts/chatpage-pm-back.png")
+
+	run(t, tab, "on a phone the header still says it", chromedp.EmulateViewport(390, 844), shows("connected"),
+		waitJS(`(() => { const r = document.getElementById("peer").getBoundingClientRect(); return r.width > 0 && r.right <= 390; })()`))
+	saveScreenshot(t, tab, "artifacts/chatpage-pm-connected-phone.png")
+	run(t, tab, "desktop again", chromedp.EmulateViewport(1280, 800))
+
+	run(t, tab, "a conversation with nobody", typeLine("/pm ghost"), waitText("#title", "private: ghost"),
+		waitJS(`document.getElementById("peer")?.textContent === "not connected" &&
+			document.querySelector('#pms button[data-room="@ghost"]').dataset.online === "false"`))
+}

@@ -49,6 +49,10 @@ func TestChatErrorCodesKeepTheConnection(t *testing.T) {
 		{`{"type":"leave","room":"lobby"}`, "not_joined", "leave"},
 		{`{"type":"pm","to":"nobody","text":"hi"}`, "no_such_user", "pm"},
 		{`{"type":"pm","text":"hi"}`, "bad_request", "pm"},
+		{`{"type":"online"}`, "bad_request", "online"},
+		{`{"type":"online","nicks":{"bob":1}}`, "bad_request", "online"},
+		{`{"type":"online","nicks":["bob","no spaces"]}`, "invalid_nick", "online"},
+		{`{"type":"online","nicks":["n` + strings.Repeat(`","n`, 50) + `"]}`, "bad_request", "online"},
 	}
 	for _, tt := range tests {
 		c.sendRaw(tt.send)

@@ -154,3 +154,39 @@ func TestChatPresenceRoomsAndPrivateMessages(t *testing.T) {
 		})
 	}
 }
+
+// TestChatOnline: a client asks which nicks are connected; one who
+// disconnected is not, as soon as their leave is heard, and is again once
+// back. With 4 states the asker and the asked are served by different ones.
+func TestChatOnline(t *testing.T) {
+	for _, states := range []int{1, 4} {
+		t.Run(fmt.Sprintf("states=%d", states), func(t *testing.T) {
+			g := startGateway(t, chatFiles(t, states, ""))
+			alice := login(t, g.url("/chat"), "alice")
+			bob := login(t, g.url("/chat"), "bob")
+			online := func(want map[string]bool, nicks ...string) {
+				if nicks == nil {
+					nicks = []string{}
+				}
+				t.Helper()
+				alice.send(map[string]any{"type": "online", "nicks": nicks})
+				got := alice.expect("online")["nicks"]
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("online %v: %v, want %v", nicks, got, want)
+				}
+			}
+			online(map[string]bool{"bob": true, "Bob": true, "carol": false}, "bob", "Bob", "carol")
+			online(map[string]bool{}) // an empty list: an empty answer
+			alice.join("lobby")
+			bob.join("lobby")
+			alice.expect("presence")
+			bob.conn.CloseNow()
+			if e := alice.expect("presence"); e.str("nick") != "bob" || e.str("event") != "leave" {
+				t.Fatalf("presence %v", e)
+			}
+			online(map[string]bool{"bob": false}, "bob")
+			login(t, g.url("/chat"), "bob")
+			online(map[string]bool{"bob": true}, "bob")
+		})
+	}
+}

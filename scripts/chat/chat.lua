@@ -22,6 +22,7 @@ local HISTORY = tonumber(options.history) or 50      -- messages kept per room
 local MAX_TEXT = tonumber(options.max_text) or 2000  -- characters
 local TYPING_WINDOW = math.max(tonumber(options.typing_window) or 3, 1) -- seconds between typing events of an owner in a room
 local ANNOUNCE_SECRET = options.announce_secret_env or "MOONGATE_ANNOUNCE_SECRET" -- names the variable
+local MAX_ONLINE = 50 -- nicks one online request may ask about
 
 -- replies ------------------------------------------------------------------
 
@@ -425,6 +426,34 @@ function requests.rooms(client)
     r.members = tonumber(store.get("users:" .. r.name)) or r.members
   end
   send(client, { type = "rooms", rooms = json.array(list) })
+end
+
+-- online tells which of the nicks asked about are connected now: a nick is
+-- online while a connection of its owner is in its inbox. At most
+-- MAX_ONLINE nicks a request; like who and rooms it is not rate-limited
+-- (it is bounded, and costs one room count per nick).
+function requests.online(client, msg)
+  local nicks = msg.nicks
+  if nicks == nil then return fail(client, "bad_request", "missing field: nicks", "online") end
+  local list = "nicks is a list of nicks"
+  if type(nicks) ~= "table" then return fail(client, "bad_request", list, "online") end
+  local n = 0
+  for k in pairs(nicks) do -- a decoded list has the keys 1 to n; an object has strings
+    if type(k) ~= "number" then return fail(client, "bad_request", list, "online") end
+    n = n + 1
+    if n > MAX_ONLINE then
+      return fail(client, "bad_request", "at most " .. MAX_ONLINE .. " nicks at once", "online")
+    end
+  end
+  local answer = {}
+  for i = 1, n do
+    local asked = nicks[i]
+    if not valid_nick(asked) then
+      return fail(client, "invalid_nick", "nicks[" .. i .. "]: a nick is 1 to 24 letters, digits, _ or -", "online")
+    end
+    answer[asked] = rooms.count(inbox(asked)) > 0
+  end
+  send(client, { type = "online", nicks = answer }) -- an empty table encodes as {}
 end
 
 function requests.pm(client, msg, nick)

@@ -39,8 +39,8 @@ end
 
 function tests.test_requests_before_hello_are_refused(t)
   local a = t:connect()
-  for _, kind in ipairs { "join", "say", "leave", "who", "rooms", "pm" } do
-    request(a, { type = kind, room = "lobby", text = "hi", to = "bob" })
+  for _, kind in ipairs { "join", "say", "leave", "who", "rooms", "pm", "online" } do
+    request(a, { type = kind, room = "lobby", text = "hi", to = "bob", nicks = { "bob" } })
     failure(a, "hello_first", kind)
   end
 end
@@ -220,6 +220,64 @@ function tests.test_pm(t)
   failure(a, "no_such_user", "pm")
   request(a, { type = "pm", to = "not a nick", text = "hello?" })
   failure(a, "no_such_user", "pm")
+end
+
+-- online expects the answer to an online request for nicks, which must
+-- name exactly the nicks in want.
+local function online(t, c, nicks, want)
+  request(c, { type = "online", nicks = nicks })
+  local got = c:expect { type = "online", nicks = want }
+  local n, m = 0, 0
+  for _ in pairs(got.nicks) do n = n + 1 end
+  for _ in pairs(want) do m = m + 1 end
+  if n ~= m then t:fail("online answered for", json.encode(got.nicks), "want", json.encode(want)) end
+end
+
+function tests.test_online_tells_who_is_connected(t)
+  local a, b = guest(t, "alice"), guest(t, "bob")
+  online(t, a, { "bob", "carol", "BOB", "alice", "bob" }, { bob = true, carol = false, BOB = true, alice = true })
+  b:expect_nothing() -- asking tells nobody
+  b:close()
+  online(t, a, { "bob" }, { bob = false })
+  local claims = { sub = "u-carol", name = "carol" }
+  local c1, c2 = t:connect { claims = claims }, t:connect { claims = claims }
+  request(c1, { type = "hello" })
+  c1:expect { type = "welcome", nick = "carol" }
+  request(c2, { type = "hello" })
+  c2:expect { type = "welcome", nick = "carol" }
+  online(t, a, { "carol" }, { carol = true })
+  c1:close()
+  online(t, a, { "carol" }, { carol = true }) -- in her other tab
+  c2:drop()
+  online(t, a, { "carol" }, { carol = false }) -- her nick is held, but nobody is there
+  request(a, { type = "online", nicks = json.array() })
+  a:expect { match = '^{"nicks":{},"type":"online"}$' }
+end
+
+function tests.test_online_refuses_bad_lists(t)
+  local a = guest(t, "alice")
+  request(a, { type = "online" })
+  a:expect { type = "error", code = "bad_request", ref = "online", message = "missing field: nicks" }
+  for _, bad in ipairs { "bob", 42, true, { bob = true } } do
+    request(a, { type = "online", nicks = bad })
+    a:expect { type = "error", code = "bad_request", ref = "online", message = "nicks is a list of nicks" }
+  end
+  for _, bad in ipairs { { "bob", "not a nick" }, { "bob", 7 }, { "" }, { string.rep("x", 25) }, { { "bob" } } } do
+    request(a, { type = "online", nicks = bad })
+    failure(a, "invalid_nick", "online")
+  end
+  a:send('{"type":"online","nicks":[null]}')
+  failure(a, "invalid_nick", "online")
+  local nicks, want = {}, {}
+  for i = 1, 50 do
+    nicks[i] = "n" .. i
+    want[nicks[i]] = false
+  end
+  online(t, a, nicks, want) -- 50 at once
+  nicks[51] = "n51"
+  request(a, { type = "online", nicks = nicks })
+  a:expect { type = "error", code = "bad_request", ref = "online", message = "at most 50 nicks at once" }
+  a:expect_nothing()
 end
 
 function tests.test_pm_reaches_every_connection_of_a_user(t)

@@ -42,12 +42,41 @@ const TYPING_SEND_MS = 3000;  // how often we say we are typing (the server's wi
 // ("lobby") or a private conversation ("@bob"). ids holds the ids of the
 // messages it has shown, so a message met twice (history and live, or a
 // re-join's history after a reconnect) shows once; ids never repeat on the
-// server, restarts included, and the set is per conversation.
+// server, restarts included, and the set is per conversation. A private
+// conversation's online is whether the other is connected: true, false,
+// or null while the page does not know.
 function convo(name) {
   if (!chat.convos.has(name)) {
-    chat.convos.set(name, { name, kind: name.startsWith("@") ? "pm" : "room", lines: [], members: [], unread: 0, ids: new Set(), offline: false });
+    chat.convos.set(name, { name, kind: name.startsWith("@") ? "pm" : "room", lines: [], members: [], unread: 0, ids: new Set(), online: null });
   }
   return chat.convos.get(name);
+}
+
+// partners returns the private conversations with nick (nicks are one
+// without regard to case: "/pm Bob" and a pm from "bob" are the same person).
+function partners(nick) {
+  const name = "@" + String(nick).toLowerCase();
+  return [...chat.convos.values()].filter((c) => c.kind === "pm" && c.name.toLowerCase() === name);
+}
+
+// setOnline notes whether nick is connected, in each conversation with
+// them, and redraws when that changes what shows.
+function setOnline(nick, online) {
+  let changed = false;
+  for (const c of partners(nick)) {
+    if (c.online !== online) { c.online = online; changed = true; }
+  }
+  if (changed) renderSide();
+}
+
+// askOnline asks the server which of nicks (by default every private
+// conversation's partner) are connected, 50 a request (the server's bound).
+const ONLINE_MAX = 50;
+function askOnline(nicks) {
+  if (!chat.welcomed) return;
+  nicks ??= [...chat.convos.values()].filter((c) => c.kind === "pm").map((c) => c.name.slice(1));
+  nicks = [...new Set(nicks)].filter((n) => NICK_RE.test(n));
+  for (let i = 0; i < nicks.length; i += ONLINE_MAX) send({ type: "online", nicks: nicks.slice(i, i + ONLINE_MAX) });
 }
 
 // save keeps what a reload needs to resume in sessionStorage. The token is
@@ -109,6 +138,9 @@ function connect() {
     chat.ws = null;
     chat.welcomed = false;
     failPending("not sent: the connection was lost");
+    // Offline, the page cannot know who is connected: say nothing until it asks again.
+    for (const c of chat.convos.values()) c.online = null;
+    renderSide();
     if (!opened && (chat.token || chat.auth === "required" || !chat.auth) && await serverReachable()) {
       // The server is up but refused the upgrade: with a token, the token
       // (HTTP 401: expired, malformed or wrongly signed); without one, an
@@ -201,6 +233,7 @@ const handlers = {
       send(msg);
     }
     send({ type: "rooms" });
+    askOnline();
     save();
     renderSide();
   },
@@ -208,6 +241,7 @@ const handlers = {
     refreshRoomsSoon();
     const c = convo(m.room);
     c.members = m.members;
+    for (const nick of m.members) setOnline(nick, true);
     const asked = chat.since.get(m.room);
     chat.since.delete(m.room);
     if (asked && m.since !== asked) addNotice(c, "messages sent while you were away may be missing: the room keeps only its latest");
@@ -227,6 +261,11 @@ const handlers = {
     if (m.event === "leave") { c.members = c.members.filter((n) => n !== m.nick); stopTyping(m.room, m.nick); }
     addNotice(c, `${m.nick} ${m.event === "join" ? "joined" : "left"}`);
     renderSide();
+    // A join means connected; a leave may be a disconnect or only leaving
+    // this room: ask (a disconnect leaves the inbox first, so the answer
+    // is false for one).
+    if (m.event === "join") setOnline(m.nick, true);
+    else if (partners(m.nick).length) askOnline([m.nick]);
   },
   message(m) {
     if (m.from) stopTyping(m.room, m.from);
@@ -238,8 +277,8 @@ const handlers = {
   pm(m) {
     const other = m.from === chat.nick ? m.to : m.from;
     const c = convo("@" + other);
-    c.offline = false;
     if (addLine(c, m) && m.from !== chat.nick) noteUnread(c, m);
+    setOnline(other, true); // a pm reaches only a connected nick
     renderSide();
     savePMs();
   },
@@ -260,7 +299,14 @@ const handlers = {
     chat.typing.get(m.room).set(m.nick, Date.now() + TYPING_SHOW_MS);
     renderTyping();
   },
-  members(m) { convo(m.room).members = m.members; renderSide(); },
+  members(m) {
+    convo(m.room).members = m.members;
+    for (const nick of m.members) setOnline(nick, true);
+    renderSide();
+  },
+  online(m) {
+    for (const [nick, on] of Object.entries(m.nicks || {})) setOnline(nick, on === true);
+  },
   rooms(m) { renderAllRooms(m.rooms); },
   error(m) {
     if (m.code === "nick_taken" && !chat.welcomed && $("login").hidden && chat.helloTries++ < 5) {
@@ -421,7 +467,7 @@ function failOldestPending(ref, err) {
   chat.pending.splice(i, 1);
   p.state = "failed";
   p.error = "not sent: " + err.message;
-  if (err.code === "no_such_user") { c.offline = true; renderSide(); }
+  if (err.code === "no_such_user") { c.online = false; renderSide(); }
   redraw(c, p);
   return true;
 }
@@ -470,6 +516,7 @@ function select(name) {
   renderAll();
   save();
   updateTitle();
+  if (c.kind === "pm") askOnline([name.slice(1)]);
   $("text").focus({ preventScroll: true });
 }
 
@@ -494,8 +541,18 @@ function renderSide() {
     b.dataset.room = x.name;
     if (x.name === chat.current) b.setAttribute("aria-current", "page");
     const label = x.kind === "room" ? "#" + x.name : x.name.slice(1);
-    b.append(el("span", "name", label), el("span", "badge", x.unread ? String(x.unread) : ""));
-    if (x.unread) b.setAttribute("aria-label", `${label}, ${x.unread} unread`);
+    const name = el("span", "name");
+    if (x.kind === "pm") {
+      name.append(presenceDot(x.online));
+      b.dataset.online = String(x.online);
+      if (x.online !== null) b.title = connectedText(x.online);
+    }
+    name.append(label);
+    b.append(name, el("span", "badge", x.unread ? String(x.unread) : ""));
+    const about = [label];
+    if (x.kind === "pm" && x.online !== null) about.push(connectedText(x.online));
+    if (x.unread) about.push(`${x.unread} unread`);
+    if (about.length > 1) b.setAttribute("aria-label", about.join(", "));
     b.onclick = () => select(x.name);
     const li = el("li");
     li.dataset.room = x.name;
@@ -503,6 +560,12 @@ function renderSide() {
     (x.kind === "room" ? joined : pms).append(li);
   }
   $("title").textContent = c ? (c.kind === "room" ? "#" + c.name : "private: " + c.name.slice(1)) : "no room";
+  if (c?.kind === "pm" && c.online !== null) {
+    const peer = el("span", "peer " + (c.online ? "on" : "off"));
+    peer.id = "peer";
+    peer.append(presenceDot(c.online), connectedText(c.online));
+    $("title").append(" ", peer);
+  }
   const members = $("members");
   members.replaceChildren();
   $("members-heading").textContent = c?.kind === "pm" ? "Conversation" : "Here";
@@ -515,7 +578,7 @@ function renderSide() {
         li.title = "you";
       } else if (c.kind === "pm") {
         li.append(el("span", "me", nick));
-        if (c.offline) li.append(el("span", "count", " (not connected)"));
+        if (c.online !== null) li.append(el("span", "count", ` (${connectedText(c.online)})`));
       } else {
         const b = el("button", "", nick);
         b.type = "button";
@@ -529,6 +592,17 @@ function renderSide() {
   }
   if (focused) document.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
   updateTitle();
+}
+
+const connectedText = (online) => (online ? "connected" : "not connected");
+
+// presenceDot is the mark before a private partner's name: filled when
+// connected, a ring when not, an empty space while unknown (the words are
+// in the button's label and the conversation's header).
+function presenceDot(online) {
+  const dot = el("span", "presence " + (online === null ? "unknown" : online ? "on" : "off"));
+  dot.setAttribute("aria-hidden", "true");
+  return dot;
 }
 
 function renderMessages() {
@@ -899,7 +973,9 @@ document.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && closeD
 document.addEventListener("visibilitychange", () => {
   if (!document.hidden && chat.current) { convo(chat.current).unread = 0; renderSide(); }
 });
-setInterval(() => { if (chat.welcomed) send({ type: "rooms" }); }, 15000);
+// Every 15 s: the room list, and who of the private partners is connected
+// (one who shares no room with us sends no presence event).
+setInterval(() => { if (chat.welcomed) { send({ type: "rooms" }); askOnline(); } }, 15000);
 
 // takeUrlToken returns the ?token= of the address and removes it from the
 // address bar and the tab's history, so it is neither shown, bookmarked nor
