@@ -1,11 +1,13 @@
 package scripting
 
 import (
+	"context"
 	"net/textproto"
 	"strings"
 
 	"github.com/gobwas/ws"
 	"github.com/moongate/moongate/gateway/client"
+	"github.com/moongate/moongate/gateway/hub"
 	"github.com/moongate/moongate/gateway/wsproto"
 	"github.com/moongate/moongate/scripting/luaval"
 	lua "github.com/yuin/gopher-lua"
@@ -24,7 +26,7 @@ func (st *state) openClient() {
 		"send":   clientSend,
 		"close":  clientClose,
 		"get":    clientGet,
-		"set":    clientSet,
+		"set":    st.clientSet,
 		"attrs":  clientAttrs,
 		"query":  clientQuery,
 		"header": clientHeader,
@@ -52,17 +54,34 @@ func (st *state) openClient() {
 		L.Push(lua.LString("client " + checkClient(L, 1).ID()))
 		return 1
 	}))
+	st.openRemoteClient()
 	st.setModule("clients", map[string]lua.LGFunction{
 		"get": func(L *lua.LState) int {
-			if c := st.svc.hub.Client(L.CheckString(1)); c != nil {
+			id := L.CheckString(1)
+			if c := st.svc.hub.Client(id); c != nil { // on this node: no call
 				L.Push(st.clientValue(c))
 				return 1
 			}
-			L.Push(lua.LNil)
+			var m hub.Member
+			var ok bool
+			st.sharedCall(L, "clients.get", func(ctx context.Context) (err error) {
+				m, ok, err = st.svc.rooms.Client(ctx, id)
+				return err
+			})
+			if !ok {
+				L.Push(lua.LNil)
+				return 1
+			}
+			L.Push(st.memberValue(m))
 			return 1
 		},
 		"count": func(L *lua.LState) int {
-			L.Push(lua.LNumber(st.svc.hub.ClientCount()))
+			var n int
+			st.sharedCall(L, "clients.count", func(ctx context.Context) (err error) {
+				n, err = st.svc.rooms.ClientCount(ctx)
+				return err
+			})
+			L.Push(lua.LNumber(n))
 			return 1
 		},
 	})
@@ -118,13 +137,30 @@ func (st *state) clientValue(c *client.Client) lua.LValue {
 	return ud
 }
 
-// checkClient returns the client at stack index n or raises an argument error.
+// checkClient returns the client at stack index n or raises an argument
+// error; a client on another node of a cluster is refused.
 func checkClient(L *lua.LState, n int) *client.Client {
 	c, ok := clientOf(L.Get(n))
 	if !ok {
+		if _, remote := remoteOf(L.Get(n)); remote {
+			L.ArgError(n, "a client on this node expected (this one is connected to another node)")
+		}
 		L.ArgError(n, "client expected")
 	}
 	return c
+}
+
+// checkMember returns the client at stack index n, on this node or
+// another, or raises an argument error.
+func checkMember(L *lua.LState, n int) hub.Member {
+	if c, ok := clientOf(L.Get(n)); ok {
+		return hub.LocalMember(c)
+	}
+	if m, ok := remoteOf(L.Get(n)); ok {
+		return m
+	}
+	L.ArgError(n, "client expected")
+	return hub.Member{}
 }
 
 // clientOf returns the client a Lua value stands for.
@@ -248,8 +284,9 @@ func clientGet(L *lua.LState) int {
 	return 1
 }
 
-// client:set(key, value); a nil value removes the attribute.
-func clientSet(L *lua.LState) int {
+// client:set(key, value); a nil value removes the attribute. In a cluster
+// the attribute is also recorded in Redis, for other nodes to read.
+func (st *state) clientSet(L *lua.LState) int {
 	c := checkClient(L, 1)
 	key := methodString(L, 1)
 	v, err := luaval.ToGoFor(L, L.Get(3))
@@ -257,6 +294,11 @@ func clientSet(L *lua.LState) int {
 		L.ArgError(2, err.Error())
 	}
 	c.SetAttr(key, v)
+	if st.svc.cluster != nil {
+		st.sharedCall(L, "client:set", func(ctx context.Context) error {
+			return st.svc.rooms.SetAttr(ctx, c, key, v)
+		})
+	}
 	return 0
 }
 
@@ -293,7 +335,8 @@ func pushOptString(L *lua.LState, values map[string][]string, key string) {
 	L.Push(lua.LNil)
 }
 
-// client:rooms() -> the names of the rooms the client is in
+// client:rooms() -> the names of the rooms the client is in (asked of
+// this node's hub: a client's rooms are its node's to know)
 func (st *state) clientRooms(L *lua.LState) int {
 	c := checkClient(L, 1)
 	L.Push(stringList(L, st.svc.hub.RoomsOf(c)))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/moongate/moongate/gateway/cluster"
 	"github.com/moongate/moongate/gateway/store"
 
 	"github.com/moongate/moongate/scripting/luaval"
@@ -182,25 +181,10 @@ func (st *state) openStore() {
 	})
 }
 
-// storeCall runs op, one operation named name on the service's store. The
-// in-process store answers at once, on the state; a store shared by a
-// cluster waits on the network, so the handler is suspended meanwhile
-// (the state serves others) and op is bounded by cluster.CallTimeout. An
-// error is raised in the script as "store.<name>: ...".
+// storeCall runs op, one operation named name on the service's store
+// (see sharedCall).
 func (st *state) storeCall(L *lua.LState, name string, op func(context.Context) error) {
-	var err error
-	if st.svc.cluster == nil {
-		err = op(context.Background())
-	} else {
-		st.await(func() {
-			ctx, cancel := context.WithTimeout(st.svc.ctx, cluster.CallTimeout)
-			defer cancel()
-			err = op(ctx)
-		})
-	}
-	if err != nil {
-		L.RaiseError("store.%s: %v", name, err)
-	}
+	st.sharedCall(L, "store."+name, op)
 }
 
 // storeValue converts argument n for the store.

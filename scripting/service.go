@@ -41,6 +41,7 @@ type Service struct {
 	store   *store.Store
 	kv      store.KV
 	cluster *cluster.Node // nil: the gateway runs alone
+	rooms   hub.Rooms     // hub's rooms, or the cluster's (which deliver through hub)
 	// databases are the gateway's databases (nil: none configured).
 	databases Databases
 	next      atomic.Uint32 // round robin over states for new clients
@@ -112,15 +113,17 @@ func New(ep config.Endpoint, log *slog.Logger, m *metrics.Endpoint, opts ...Opti
 	return s, nil
 }
 
-// openStore gives the service its store: the cluster's, shared with the
-// other nodes, or one in process.
+// openStore gives the service its store and rooms: the cluster's, shared
+// with the other nodes, or its own in process.
 func (s *Service) openStore(ep config.Endpoint) {
 	if s.cluster != nil {
 		s.kv = s.cluster.Store(ep.Path)
+		s.rooms = s.cluster.Rooms(ep.Path, s.hub)
 		return
 	}
 	s.store = store.New(0, store.WithClock(s.clock.Now))
 	s.kv = s.store.Local()
+	s.rooms = s.hub.Local()
 }
 
 // Hub returns the service's clients and rooms.
@@ -151,6 +154,9 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		s.mu.RLock()
 		s.gen.http.Close()
 		s.mu.RUnlock()
+		if r, ok := s.rooms.(interface{ Stop() }); ok {
+			r.Stop() // other nodes' messages for its clients go nowhere now
+		}
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("states still busy at the deadline: %w", ctx.Err())
@@ -193,10 +199,10 @@ func (s *Service) put(st *state, ev event, wait bool, done <-chan struct{}) bool
 func (s *Service) Connect(_ context.Context, c *client.Client) error {
 	p := pin(s.next.Add(1) - 1)
 	c.Slot = p
-	s.hub.Add(c)
+	s.addClient(c)
 	reply := make(chan error, 1)
 	if !s.enqueue(p, event{kind: evConnect, c: c, reply: reply}, false, nil) {
-		s.hub.Remove(c)
+		s.removeClient(c)
 		return &gateway.Refusal{Status: http.StatusServiceUnavailable, Reason: "service busy, try again"}
 	}
 	var err error
@@ -206,7 +212,7 @@ func (s *Service) Connect(_ context.Context, c *client.Client) error {
 		err = &gateway.Refusal{Status: http.StatusServiceUnavailable, Reason: "service stopping"}
 	}
 	if err != nil {
-		s.hub.Remove(c)
+		s.removeClient(c)
 	}
 	return err
 }
@@ -244,7 +250,7 @@ func (s *Service) Flush(ctx context.Context, c *client.Client) {
 // leaves every room.
 func (s *Service) Closed(c *client.Client, how client.Closed) {
 	if !s.enqueue(c.Slot.(pin), event{kind: evClose, c: c, how: how}, true, nil) {
-		s.hub.Remove(c)
+		s.removeClient(c)
 	}
 }
 
@@ -269,4 +275,33 @@ func (s *Service) Endpoint() config.Endpoint {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.gen.ep
+}
+
+// addClient registers c, a client connecting: in the hub, and in a
+// cluster in Redis too (a failure there is logged: the client is served
+// here all the same, and other nodes do not see it).
+func (s *Service) addClient(c *client.Client) {
+	if s.cluster == nil {
+		s.hub.Add(c)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	if err := s.rooms.Add(ctx, c); err != nil {
+		s.log.Warn("client not registered in the cluster", "client", c.ID(), "err", err)
+	}
+}
+
+// removeClient unregisters c and takes it out of every room: in the hub,
+// and in a cluster in Redis too (a failure there is logged).
+func (s *Service) removeClient(c *client.Client) {
+	if s.cluster == nil {
+		s.hub.Remove(c)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	if _, err := s.rooms.Remove(ctx, c); err != nil {
+		s.log.Warn("client not unregistered in the cluster", "client", c.ID(), "err", err)
+	}
 }

@@ -216,7 +216,11 @@ func (st *state) connect(ev event) error {
 
 // forget drops what the service holds for a client that is gone.
 func (st *state) forget(c *client.Client) {
-	st.svc.hub.Remove(c)
+	if st.svc.cluster != nil {
+		st.await(func() { st.svc.removeClient(c) })
+	} else {
+		st.svc.hub.Remove(c)
+	}
 	st.releaseOwner(c)
 	delete(st.clients, c)
 }

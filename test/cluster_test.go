@@ -65,3 +65,107 @@ func TestClusterRateLimitAcrossNodes(t *testing.T) {
 	tabs[0].send(map[string]any{"type": "join", "room": "one-more"})
 	tabs[0].expectError("rate_limited", "join")
 }
+
+// TestClusterChatAcrossNodes: the chat protocol with each client on a
+// different node: presence, members, rooms, say and pm all span them.
+func TestClusterChatAcrossNodes(t *testing.T) {
+	nodes := startCluster(t, 3, chatFiles(t, 2, ""))
+	alice := login(t, nodes[0].url("/chat"), "alice")
+	bob := login(t, nodes[1].url("/chat"), "bob")
+	carol := login(t, nodes[2].url("/chat"), "carol")
+	alice.join("lobby")
+	alice.send(map[string]any{"type": "who", "room": "lobby"}) // her join's presence is out
+	alice.expect("members")
+	if j := bob.join("lobby"); joinStrs(j["members"]) != "alice,bob" {
+		t.Fatalf("bob on another node joined with members %v", j["members"])
+	}
+	if e := alice.expect("presence"); e.str("nick") != "bob" || e.str("event") != "join" {
+		t.Fatalf("alice heard %v, want bob's join", e)
+	}
+	carol.join("lobby")
+	for _, c := range []*chatter{alice, bob} {
+		if e := c.expect("presence"); e.str("nick") != "carol" {
+			t.Fatalf("%s heard %v, want carol's join", c.nick, e)
+		}
+	}
+	carol.send(map[string]any{"type": "rooms"})
+	if rooms := carol.expect("rooms")["rooms"].([]any); len(rooms) != 1 || fmt.Sprint(rooms[0].(map[string]any)["members"]) != "3" {
+		t.Errorf("rooms seen from the third node: %v", rooms)
+	}
+	carol.send(map[string]any{"type": "say", "room": "lobby", "text": "hello from n3"})
+	for _, c := range []*chatter{alice, bob, carol} {
+		if e := c.expect("message"); e.str("text") != "hello from n3" || e.str("from") != "carol" {
+			t.Fatalf("%s got %v", c.nick, e)
+		}
+	}
+	alice.send(map[string]any{"type": "pm", "to": "BOB", "text": "psst"})
+	for _, c := range []*chatter{bob, alice} {
+		if e := c.expect("pm"); e.str("from") != "alice" || e.str("to") != "bob" || e.str("text") != "psst" {
+			t.Fatalf("%s got %v, want alice's pm", c.nick, e)
+		}
+	}
+	bob.conn.CloseNow()
+	for _, c := range []*chatter{alice, carol} {
+		if e := c.expect("presence"); e.str("nick") != "bob" || e.str("event") != "leave" {
+			t.Fatalf("%s heard %v, want bob's leave", c.nick, e)
+		}
+	}
+	alice.send(map[string]any{"type": "who", "room": "lobby"})
+	if m := alice.expect("members"); joinStrs(m["members"]) != "alice,carol" {
+		t.Errorf("members after bob left: %v", m["members"])
+	}
+}
+
+// TestClusterRoomMessagesExactlyOnceInOneOrder: 50 members spread over
+// three nodes, 6 of them (two on each node) saying 20 messages each at
+// once: every member gets every message exactly once, and all members in
+// the same order (Redis numbers each room's messages).
+func TestClusterRoomMessagesExactlyOnceInOneOrder(t *testing.T) {
+	nodes := startCluster(t, 3, chatFiles(t, 2, "    options: {rate_limit: 100000}\n"))
+	const members, senders, says = 50, 6, 20
+	clients := make([]*chatter, members)
+	for i := range clients {
+		clients[i] = login(t, nodes[i%len(nodes)].url("/chat"), fmt.Sprintf("m%02d", i))
+		clients[i].join("order")
+	}
+	for i, c := range clients { // the presence of later joins
+		for range members - 1 - i {
+			c.expect("presence")
+		}
+	}
+	done := make(chan struct{})
+	for _, c := range clients[:senders] {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for n := range says {
+				c.send(map[string]any{"type": "say", "room": "order", "text": fmt.Sprint(n)})
+			}
+		}()
+	}
+	for range senders {
+		<-done
+	}
+	var first []string
+	for _, c := range clients {
+		var seq []string
+		seen := map[string]bool{}
+		for range senders * says {
+			id := c.expect("message").str("id")
+			if seen[id] {
+				t.Fatalf("%s got message %s twice", c.nick, id)
+			}
+			seen[id] = true
+			seq = append(seq, id)
+		}
+		if first == nil {
+			first = seq
+			continue
+		}
+		if i := firstDifference(first, seq); i >= 0 {
+			t.Fatalf("%s saw message %d as %s, %s saw %s: members see different orders", clients[0].nick, i, first[i], c.nick, seq[i])
+		}
+	}
+	for _, c := range clients {
+		c.quiet()
+	}
+}

@@ -14,9 +14,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moongate/moongate/gateway/config"
+	"github.com/moongate/moongate/gateway/hub"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -32,7 +36,24 @@ type Node struct {
 	prefix string // of every key, "<cluster.prefix>:"
 	rdb    *redis.Client
 	log    *slog.Logger
+	subs   *subscriptions
+
+	mu       sync.Mutex
+	services map[string]*Rooms // by endpoint path: where other nodes' messages for a client go
+
+	published atomic.Int64 // room messages published (one Redis call each)
+
+	stop context.CancelFunc
+	wg   sync.WaitGroup // the node's goroutines: receiving, heartbeat
 }
+
+// Liveness: a node renews its place in the nodes set every
+// HeartbeatInterval, promising to be alive for NodeTTL; past that, the
+// others count it dead.
+const (
+	HeartbeatInterval = 2 * time.Second
+	NodeTTL           = 8 * time.Second
+)
 
 // Open connects to the cluster's Redis server. A server that does not
 // answer yet is not an error: the node starts, logs it, and its calls
@@ -51,7 +72,9 @@ func Open(ctx context.Context, cfg *config.Cluster, log *slog.Logger) (*Node, er
 	opts.ReadTimeout = 3 * time.Second
 	opts.WriteTimeout = 3 * time.Second
 	opts.MaxRetries = 1
-	n := &Node{name: cfg.Node, prefix: cfg.Prefix + ":", rdb: redis.NewClient(opts), log: log.With("node", cfg.Node)}
+	n := &Node{name: cfg.Node, prefix: cfg.Prefix + ":", rdb: redis.NewClient(opts), log: log.With("node", cfg.Node),
+		services: make(map[string]*Rooms)}
+	n.subs = newSubscriptions(n.rdb, n.log.Warn)
 	pingCtx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
 	defer cancel()
 	if err := n.rdb.Ping(pingCtx).Err(); err != nil {
@@ -59,7 +82,142 @@ func Open(ctx context.Context, cfg *config.Cluster, log *slog.Logger) (*Node, er
 	} else {
 		n.log.Info("cluster: joined", "redis", redactURL(opts))
 	}
+	n.start()
 	return n, nil
+}
+
+// start subscribes to the node's own channel and starts the goroutines
+// receiving messages and renewing the node's liveness, until Close.
+func (n *Node) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	n.stop = cancel
+	own := n.ownChannel()
+	n.subs.mu.Lock()
+	n.subs.subs[own] = &subscription{refs: 1, handle: n.onControl, ready: make(chan struct{})}
+	n.subs.mu.Unlock()
+	if err := n.subs.ps.Subscribe(ctx, own); err != nil {
+		n.log.Warn("cluster: subscribe to the node's channel", "err", err)
+	}
+	n.wg.Add(2)
+	go func() {
+		defer n.wg.Done()
+		n.subs.receive(ctx, own, func() { n.log.Info("cluster: Redis subscription restored") })
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.heartbeat(ctx)
+	}()
+}
+
+func (n *Node) ownChannel() string { return n.prefix + "node:" + n.name }
+func (n *Node) nodesKey() string   { return n.prefix + "nodes" }
+
+var (
+	// heartbeatScript: KEYS nodes; ARGV ttl ms, name. Scores are deadlines
+	// on Redis's clock, so the nodes' own clocks never matter.
+	heartbeatScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
+return now`)
+
+	// liveNodesScript: KEYS nodes. The nodes whose deadline has not passed.
+	liveNodesScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')`)
+)
+
+// heartbeat renews the node's liveness every HeartbeatInterval until ctx
+// ends, then withdraws it.
+func (n *Node) heartbeat(ctx context.Context) {
+	t := time.NewTicker(HeartbeatInterval)
+	defer t.Stop()
+	failing := false
+	for {
+		callCtx, cancel := context.WithTimeout(ctx, CallTimeout)
+		err := heartbeatScript.Run(callCtx, n.rdb, []string{n.nodesKey()}, NodeTTL.Milliseconds(), n.name).Err()
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			n.log.Warn("cluster: Redis unreachable; serving local clients", "err", err)
+			failing = true
+		case err == nil && failing:
+			n.log.Info("cluster: Redis reachable again")
+			failing = false
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			wctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			n.rdb.ZRem(wctx, n.nodesKey(), n.name)
+			cancel()
+			return
+		}
+	}
+}
+
+// liveNodes returns the names of the nodes alive now.
+func (n *Node) liveNodes(ctx context.Context) ([]string, error) {
+	nodes, err := liveNodesScript.Run(ctx, n.rdb, []string{n.nodesKey()}).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("cluster: live nodes: %w", err)
+	}
+	return nodes, nil
+}
+
+// Rooms returns the rooms of the service at endpoint path, whose clients
+// on this node local holds, and routes other nodes' messages for them
+// there.
+func (n *Node) Rooms(path string, local *hub.Hub) *Rooms {
+	r := &Rooms{node: n, path: path, prefix: n.servicePrefix(path), local: local}
+	n.mu.Lock()
+	n.services[path] = r
+	n.mu.Unlock()
+	return r
+}
+
+func (n *Node) unregister(r *Rooms) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.services[r.path] == r {
+		delete(n.services, r.path)
+	}
+}
+
+// Published returns how many room messages this node has published to
+// Redis (each one call).
+func (n *Node) Published() int64 { return n.published.Load() }
+
+// What one node asks another about one of its clients.
+const (
+	controlSend  = 's' // queue a message to it
+	controlClose = 'c' // close it
+	controlLeave = 'l' // take it out of a room (another node's script did)
+)
+
+// control publishes a request to node about client id of the service at
+// path.
+func (n *Node) control(ctx context.Context, node string, kind byte, path, id, arg, data string) error {
+	msg := string(kind) + "\n" + path + "\n" + id + "\n" + arg + "\n" + data
+	if err := n.rdb.Publish(ctx, n.prefix+"node:"+node, msg).Err(); err != nil {
+		return fmt.Errorf("cluster: reach node %s: %w", node, err)
+	}
+	return nil
+}
+
+// onControl handles a request from another node.
+func (n *Node) onControl(payload string) {
+	parts := strings.SplitN(payload, "\n", 5)
+	if len(parts) != 5 || len(parts[0]) != 1 {
+		return
+	}
+	n.mu.Lock()
+	r := n.services[parts[1]]
+	n.mu.Unlock()
+	if r != nil {
+		r.onControl(parts[0][0], parts[2], parts[3], parts[4])
+	}
 }
 
 // redactURL names the server without its password.
@@ -77,8 +235,12 @@ func (n *Node) servicePrefix(path string) string { return n.prefix + path + ":" 
 // Store returns the shared store of the service at endpoint path.
 func (n *Node) Store(path string) *Store { return NewStore(n.rdb, n.servicePrefix(path)) }
 
-// Close disconnects from Redis.
+// Close withdraws the node from the cluster, stops its goroutines and
+// disconnects from Redis. The services using it must have stopped.
 func (n *Node) Close() error {
+	n.stop()
+	n.subs.close()
+	n.wg.Wait()
 	if err := n.rdb.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
 		return fmt.Errorf("cluster: close: %w", err)
 	}

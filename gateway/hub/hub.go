@@ -34,6 +34,11 @@ type Hub struct {
 type room struct {
 	mu      sync.Mutex
 	members map[*member]uint64 // member -> join sequence number
+
+	// In a cluster (deliver.go): the number of the last message delivered,
+	// and the members that joined at a later number, until it is reached.
+	delivered uint64
+	skip      map[*member]uint64
 }
 
 // member is a client and the rooms it is in.
@@ -145,6 +150,7 @@ func (h *Hub) leaveLocked(name string, m *member) {
 		return
 	}
 	delete(r.members, m)
+	delete(r.skip, m)
 	if len(r.members) == 0 {
 		delete(h.rooms, name)
 	}
