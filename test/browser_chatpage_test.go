@@ -593,3 +593,75 @@ func TestChatPagePMPartnerOnline(t *testing.T) {
 		waitJS(`document.getElementById("peer")?.textContent === "not connected" &&
 			document.querySelector('#pms button[data-room="@ghost"]').dataset.online === "false"`))
 }
+
+// TestChatPagePMNickCase: nicks are one without regard to case. Alice
+// types "/pm BOB hi" to bob: the page keeps one conversation, which shows
+// "bob" (the server's spelling) once the server answers; that answer
+// settles her line (no longer "sending…"), and bob's reply, addressed to
+// "ALICE", lands in the same conversation. After a reload the conversation
+// is still one, an entry kept under another case (as an earlier page kept
+// them) merged into it in time order.
+func TestChatPagePMNickCase(t *testing.T) {
+	newTab := newBrowser(t)
+	g := chatPageGateway(t, "", nil)
+	tab := newTab()
+	pageSignIn(t, tab, "http://"+g.addr+"/", "alice", 1280, 800)
+	bob := login(t, g.url("/chat"), "bob")
+
+	// pms lists the PM buttons as "data-room=label".
+	pms := func() []string {
+		return value(t, tab, "the PM list", chromedp.Evaluate[[]string](
+			`[...document.querySelectorAll("#pms button")].map((b) => b.dataset.room + "=" + b.textContent)`))
+	}
+	run(t, tab, "alice writes to BOB", typeLine("/pm BOB hi"), waitText("#title", "private: BOB"))
+	if e := bob.expect("pm"); e.str("text") != "hi" || e.str("from") != "alice" || e.str("to") != "bob" {
+		t.Fatalf("bob got %v", e)
+	}
+	// The echo names him "bob": once the page shows that spelling, it has
+	// handled the echo (with or without merging the conversations).
+	run(t, tab, "the server's answer arrives", waitText("#pms", "bob"))
+	if got := pms(); len(got) != 1 || got[0] != "@bob=bob" {
+		t.Errorf("the PM list is %q, want one conversation shown as bob", got)
+	}
+	if title := value(t, tab, "title", chromedp.Evaluate[string](`document.getElementById("title").textContent`)); !strings.HasPrefix(title, "private: bob") {
+		t.Errorf("the title is %q, want the server's spelling", title)
+	}
+	if !jsBool(t, tab, "accepted", `(() => { const own = [...document.querySelectorAll("#messages .msg.own")];
+		return own.length === 1 && own[0].querySelector(".text").textContent === "hi" && !document.querySelector("#messages .msg.pending, #messages .msg.failed"); })()`) {
+		t.Errorf("alice's line is not shown once as accepted: %q",
+			value(t, tab, "lines", chromedp.Evaluate[string](`document.getElementById("messages").textContent`)))
+	}
+	if people := value(t, tab, "people", chromedp.Evaluate[string](`document.getElementById("members").textContent`)); !strings.HasPrefix(people, "alicebob") || strings.Contains(people, "BOB") {
+		t.Errorf("the people panel says %q", people)
+	}
+
+	bob.send(map[string]any{"type": "pm", "to": "ALICE", "text": "hello alice"})
+	run(t, tab, "bob's reply arrives",
+		waitJS(`[...chat.convos.values()].some((c) => c.lines.some((l) => l.text === "hello alice"))`))
+	if !jsBool(t, tab, "in the open conversation", `document.getElementById("messages").textContent.includes("hello alice")`) {
+		t.Error("bob's reply is not in the open conversation")
+	}
+	if got := pms(); len(got) != 1 || got[0] != "@bob=bob" {
+		t.Errorf("after bob's reply the PM list is %q", got)
+	}
+	if title := value(t, tab, "tab title", chromedp.Evaluate[string](`document.title`)); title != "Moongate chat" {
+		t.Errorf("the reply in the open conversation counts as unread: %q", title)
+	}
+	saveScreenshot(t, tab, "artifacts/chatpage-pm-nick-case.png")
+
+	// What the tab kept, plus an entry of the same partner under another
+	// case, older than both lines.
+	run(t, tab, "an entry kept as @BOB", chromedp.Evaluate[chromedp.Void](`(() => {
+		const key = "moongate-chat-pms:alice", pms = JSON.parse(sessionStorage.getItem(key));
+		pms["@BOB"] = [{ type: "pm", from: "alice", to: "BOB", text: "kept under another case", ts: Date.now() - 60000, id: "older-1" }];
+		sessionStorage.setItem(key, JSON.stringify(pms)); })()`))
+	run(t, tab, "reload: the conversation is open again", chromedp.Reload(), waitText("#status", "online as alice"),
+		waitText("#pms", "bob"), waitText("#title", "private: bob"), waitText("#messages", "hello alice"))
+	if got := pms(); len(got) != 1 || got[0] != "@bob=bob" {
+		t.Errorf("after a reload the PM list is %q", got)
+	}
+	texts := value(t, tab, "lines after the reload", chromedp.Evaluate[[]string](`[...document.querySelectorAll("#messages .msg .text")].map((e) => e.textContent)`))
+	if strings.Join(texts, "|") != "kept under another case|hi|hello alice" {
+		t.Errorf("after a reload the conversation holds %q", texts)
+	}
+}

@@ -24,7 +24,7 @@ const TITLE = document.title;
 
 const chat = {
   nick: "", token: "", ws: null, current: null,
-  convos: new Map(),   // "lobby" or "@bob" -> conversation (see convo)
+  convos: new Map(),   // "lobby" or "@bob" (a nick in lower case) -> conversation (see convo)
   retry: 0, helloTries: 0, welcomed: false, everWelcomed: false,
   wantRoom: null,      // a room asked for by the user: selected when joined
   pending: [],         // sent say/pm lines waiting for the server, oldest first
@@ -38,35 +38,48 @@ const chat = {
 const TYPING_SHOW_MS = 5000;  // how long "nick is typing…" shows after an event
 const TYPING_SEND_MS = 3000;  // how often we say we are typing (the server's window)
 
+// pmKey names the private conversation with nick. The server's nicks are
+// one without regard to case ("/pm Bob" and a pm from "bob" reach the same
+// person), so the page keys them in lower case: one conversation whatever
+// spelling opened it or the server uses.
+const pmKey = (nick) => "@" + String(nick).toLowerCase();
+const convoKey = (name) => (name.startsWith("@") ? pmKey(name.slice(1)) : name);
+
 // convo returns the conversation called name, making it when new: a room
-// ("lobby") or a private conversation ("@bob"). ids holds the ids of the
-// messages it has shown, so a message met twice (history and live, or a
-// re-join's history after a reconnect) shows once; ids never repeat on the
-// server, restarts included, and the set is per conversation. A private
-// conversation's online is whether the other is connected: true, false,
-// or null while the page does not know.
+// ("lobby") or a private conversation ("@Bob", kept as "@bob"; its peer is
+// the nick as shown, the spelling that opened it until the server's is
+// known: see spelled). ids holds the ids of the messages it has shown, so
+// a message met twice (history and live, or a re-join's history after a
+// reconnect) shows once; ids never repeat on the server, restarts
+// included, and the set is per conversation. A private conversation's
+// online is whether the other is connected: true, false, or null while the
+// page does not know.
 function convo(name) {
-  if (!chat.convos.has(name)) {
-    chat.convos.set(name, { name, kind: name.startsWith("@") ? "pm" : "room", lines: [], members: [], unread: 0, ids: new Set(), online: null });
+  const pm = name.startsWith("@"), key = convoKey(name);
+  if (!chat.convos.has(key)) {
+    chat.convos.set(key, { name: key, kind: pm ? "pm" : "room", peer: pm ? name.slice(1) : "", lines: [], members: [], unread: 0, ids: new Set(), online: null });
   }
-  return chat.convos.get(name);
+  return chat.convos.get(key);
 }
 
-// partners returns the private conversations with nick (nicks are one
-// without regard to case: "/pm Bob" and a pm from "bob" are the same person).
-function partners(nick) {
-  const name = "@" + String(nick).toLowerCase();
-  return [...chat.convos.values()].filter((c) => c.kind === "pm" && c.name.toLowerCase() === name);
+// partner returns the private conversation with nick, if there is one.
+const partner = (nick) => chat.convos.get(pmKey(nick));
+
+// spelled notes nick as the server spells it (in a pm, a member list, a
+// presence event): the conversation with them shows it from then on. It
+// reports whether that changed what shows.
+function spelled(nick) {
+  const c = partner(nick);
+  if (!c || c.peer === nick) return false;
+  c.peer = nick;
+  return true;
 }
 
-// setOnline notes whether nick is connected, in each conversation with
-// them, and redraws when that changes what shows.
+// setOnline notes whether nick is connected in the conversation with them,
+// and redraws when that changes what shows.
 function setOnline(nick, online) {
-  let changed = false;
-  for (const c of partners(nick)) {
-    if (c.online !== online) { c.online = online; changed = true; }
-  }
-  if (changed) renderSide();
+  const c = partner(nick);
+  if (c && c.online !== online) { c.online = online; renderSide(); }
 }
 
 // askOnline asks the server which of nicks (by default every private
@@ -74,7 +87,7 @@ function setOnline(nick, online) {
 const ONLINE_MAX = 50;
 function askOnline(nicks) {
   if (!chat.welcomed) return;
-  nicks ??= [...chat.convos.values()].filter((c) => c.kind === "pm").map((c) => c.name.slice(1));
+  nicks ??= [...chat.convos.values()].filter((c) => c.kind === "pm").map((c) => c.peer);
   nicks = [...new Set(nicks)].filter((n) => NICK_RE.test(n));
   for (let i = 0; i < nicks.length; i += ONLINE_MAX) send({ type: "online", nicks: nicks.slice(i, i + ONLINE_MAX) });
 }
@@ -87,26 +100,39 @@ function save() {
   sessionStorage.setItem(HISTORY_KEY, JSON.stringify({ nick: signedIn ? "" : chat.nick, signedIn, rooms, current: chat.current }));
 }
 
-// savePMs keeps the private conversations of this nick, so a reload shows them again.
+// savePMs keeps the private conversations of this nick, so a reload shows
+// them again: "@" and the partner's nick as shown -> their last lines.
 function savePMs() {
   if (!chat.nick) return;
   const pms = {};
   for (const c of chat.convos.values()) {
     if (c.kind !== "pm") continue;
-    pms[c.name] = c.lines.filter((m) => m.type === "pm" && m.id)
+    pms["@" + c.peer] = c.lines.filter((m) => m.type === "pm" && m.id)
       .slice(-KEEP_PM_LINES).map(({ type, from, to, text, ts, id }) => ({ type, from, to, text, ts, id }));
   }
   try { sessionStorage.setItem(PM_KEY + chat.nick.toLowerCase(), JSON.stringify(pms)); } catch { /* full: keep what was kept */ }
 }
 
+// restorePMs brings back what savePMs kept. Entries whose nicks differ
+// only in case (kept by an earlier page as two conversations) become one,
+// their lines in time order, shown with the server's spelling.
 function restorePMs() {
   let pms = {};
   try { pms = JSON.parse(sessionStorage.getItem(PM_KEY + chat.nick.toLowerCase())) || {}; } catch { /* none */ }
+  const restored = new Set();
   for (const [name, lines] of Object.entries(pms)) {
-    if (!name.startsWith("@") || !Array.isArray(lines)) continue;
+    if (!name.startsWith("@") || !NICK_RE.test(name.slice(1)) || !Array.isArray(lines)) continue;
     const c = convo(name);
+    restored.add(c);
     for (const m of lines) addLine(c, m);
   }
+  for (const c of restored) {
+    c.lines.sort((a, b) => (a.ts || 0) - (b.ts || 0));
+    const last = c.lines.findLast((m) => m.type === "pm");
+    if (last) spelled(last.from === chat.nick ? last.to : last.from);
+  }
+  // The open conversation was drawn line by line as they came: again, in order.
+  if (restored.has(chat.convos.get(chat.current))) renderMessages();
 }
 
 function restore() {
@@ -241,7 +267,7 @@ const handlers = {
     refreshRoomsSoon();
     const c = convo(m.room);
     c.members = m.members;
-    for (const nick of m.members) setOnline(nick, true);
+    for (const nick of m.members) { spelled(nick); setOnline(nick, true); }
     const asked = chat.since.get(m.room);
     chat.since.delete(m.room);
     if (asked && m.since !== asked) addNotice(c, "messages sent while you were away may be missing: the room keeps only its latest");
@@ -264,8 +290,8 @@ const handlers = {
     // A join means connected; a leave may be a disconnect or only leaving
     // this room: ask (a disconnect leaves the inbox first, so the answer
     // is false for one).
-    if (m.event === "join") setOnline(m.nick, true);
-    else if (partners(m.nick).length) askOnline([m.nick]);
+    if (m.event === "join") { if (spelled(m.nick)) renderSide(); setOnline(m.nick, true); }
+    else if (partner(m.nick)) askOnline([m.nick]);
   },
   message(m) {
     if (m.from) stopTyping(m.room, m.from);
@@ -274,9 +300,13 @@ const handlers = {
     renderSide();
   },
   announce(m) { handlers.message(m); },
+  // pm: the server names both nicks as it knows them; the conversation is
+  // the one with that nick whatever its case (where a line sent with
+  // "/pm BOB" waits for this echo), and shows the server's spelling.
   pm(m) {
     const other = m.from === chat.nick ? m.to : m.from;
     const c = convo("@" + other);
+    spelled(other);
     if (addLine(c, m) && m.from !== chat.nick) noteUnread(c, m);
     setOnline(other, true); // a pm reaches only a connected nick
     renderSide();
@@ -301,7 +331,7 @@ const handlers = {
   },
   members(m) {
     convo(m.room).members = m.members;
-    for (const nick of m.members) setOnline(nick, true);
+    for (const nick of m.members) { spelled(nick); setOnline(nick, true); }
     renderSide();
   },
   online(m) {
@@ -443,7 +473,7 @@ function sendLine(c, text) {
 function transmit(c, p) {
   p.state = "pending";
   p.error = "";
-  const msg = c.kind === "pm" ? { type: "pm", to: c.name.slice(1), text: p.text } : { type: "say", room: c.name, text: p.text };
+  const msg = c.kind === "pm" ? { type: "pm", to: c.peer, text: p.text } : { type: "say", room: c.name, text: p.text };
   if (!chat.welcomed || !send(msg)) {
     p.state = "failed";
     p.error = "not sent: not connected";
@@ -509,14 +539,14 @@ function redraw(c, p) {
 // --- rendering -----------------------------------------------------------------
 
 function select(name) {
-  chat.current = name;
   const c = convo(name);
+  chat.current = c.name;
   c.unread = 0;
   closeDrawers();
   renderAll();
   save();
   updateTitle();
-  if (c.kind === "pm") askOnline([name.slice(1)]);
+  if (c.kind === "pm") askOnline([c.peer]);
   $("text").focus({ preventScroll: true });
 }
 
@@ -540,7 +570,7 @@ function renderSide() {
     b.dataset.key = "convo:" + x.name;
     b.dataset.room = x.name;
     if (x.name === chat.current) b.setAttribute("aria-current", "page");
-    const label = x.kind === "room" ? "#" + x.name : x.name.slice(1);
+    const label = x.kind === "room" ? "#" + x.name : x.peer;
     const name = el("span", "name");
     if (x.kind === "pm") {
       name.append(presenceDot(x.online));
@@ -559,7 +589,7 @@ function renderSide() {
     li.append(b);
     (x.kind === "room" ? joined : pms).append(li);
   }
-  $("title").textContent = c ? (c.kind === "room" ? "#" + c.name : "private: " + c.name.slice(1)) : "no room";
+  $("title").textContent = c ? (c.kind === "room" ? "#" + c.name : "private: " + c.peer) : "no room";
   if (c?.kind === "pm" && c.online !== null) {
     const peer = el("span", "peer " + (c.online ? "on" : "off"));
     peer.id = "peer";
@@ -570,7 +600,7 @@ function renderSide() {
   members.replaceChildren();
   $("members-heading").textContent = c?.kind === "pm" ? "Conversation" : "Here";
   if (c) {
-    const nicks = c.kind === "room" ? c.members : [chat.nick, c.name.slice(1)];
+    const nicks = c.kind === "room" ? c.members : [chat.nick, c.peer];
     for (const nick of nicks) {
       const li = el("li");
       if (nick === chat.nick) {
@@ -876,7 +906,7 @@ function say(text) {
       case "pm": {
         const pm = rest.match(/^(\S+)\s*([\s\S]*)$/);
         if (!pm || !NICK_RE.test(pm[1])) { showError("/pm needs a nick: /pm bob hello"); return false; }
-        if (pm[1] === chat.nick) { showError("that is you"); return false; }
+        if (pm[1].toLowerCase() === chat.nick.toLowerCase()) { showError("that is you"); return false; }
         const target = convo("@" + pm[1]);
         if (!pm[2].trim()) { select(target.name); return true; }
         if (!fits(pm[2])) return false;
@@ -1014,7 +1044,7 @@ learnEndpoint();
 // address brings a token), same rooms, same private conversations.
 const saved = restore();
 chat.token = takeUrlToken();
-chat.current = saved.current || null;
+chat.current = typeof saved.current === "string" && saved.current ? convoKey(saved.current) : null;
 for (const room of saved.rooms || []) if (ROOM_RE.test(room)) convo(room);
 if (chat.token || (saved.nick && !saved.signedIn)) {
   chat.nick = chat.token ? "" : saved.nick;
