@@ -118,7 +118,9 @@ func New(ep config.Endpoint, log *slog.Logger, m *metrics.Endpoint, opts ...Opti
 func (s *Service) openStore(ep config.Endpoint) {
 	if s.cluster != nil {
 		s.kv = s.cluster.Store(ep.Path)
-		s.rooms = s.cluster.Rooms(ep.Path, s.hub)
+		r := s.cluster.Rooms(ep.Path, s.hub)
+		r.OnGone(s.clientGone)
+		s.rooms = r
 		return
 	}
 	s.store = store.New(0, store.WithClock(s.clock.Now))
@@ -303,5 +305,26 @@ func (s *Service) removeClient(c *client.Client) {
 	defer cancel()
 	if _, err := s.rooms.Remove(ctx, c); err != nil {
 		s.log.Warn("client not unregistered in the cluster", "client", c.ID(), "err", err)
+	}
+}
+
+// clientGone runs the script's close handler for m, a client of a node
+// of the cluster that died, on one of the states, and returns once it
+// has run (or ctx ends). The cluster then removes m from its rooms and
+// releases its keys.
+func (s *Service) clientGone(ctx context.Context, m hub.Member) {
+	select {
+	case <-s.started:
+	case <-ctx.Done():
+		return
+	}
+	done := make(chan error)
+	p := pin(s.next.Add(1) - 1)
+	if !s.enqueue(p, event{kind: evGone, value: m, reply: done}, true, ctx.Done()) {
+		return
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
 	}
 }

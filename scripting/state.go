@@ -11,6 +11,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/moongate/moongate/gateway/client"
 	"github.com/moongate/moongate/gateway/cluster"
+	"github.com/moongate/moongate/gateway/hub"
 	"github.com/prometheus/client_golang/prometheus"
 	lua "github.com/yuin/gopher-lua"
 )
@@ -26,10 +27,11 @@ const (
 	evReload
 	evBarrier
 	evHTTP
+	evGone // a client of a dead node of the cluster: the close handler runs for it
 )
 
 var eventNames = [...]string{evStart: "start", evConnect: "connect", evMessage: "message", evClose: "close",
-	evTimer: "timer", evReload: "reload", evBarrier: "barrier", evHTTP: "http"}
+	evTimer: "timer", evReload: "reload", evBarrier: "barrier", evHTTP: "http", evGone: "close"}
 
 // event is one thing for a state to do. It travels by value through the inbox.
 type event struct {
@@ -190,6 +192,10 @@ func (st *state) handle(ev event) {
 		close(ev.reply)
 	case evHTTP:
 		st.serveHTTP(ev.http)
+	case evGone:
+		m := ev.value.(hub.Member)
+		st.callHandler(ev, 0, st.memberValue(m), lua.LNumber(ws.StatusAbnormalClosure), lua.LString("its node is gone")) //nolint:errcheck // reported
+		close(ev.reply)
 	}
 }
 

@@ -3,6 +3,7 @@ package test
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/moongate/moongate/gateway/cluster/clustertest"
@@ -168,4 +169,50 @@ func TestClusterRoomMessagesExactlyOnceInOneOrder(t *testing.T) {
 	for _, c := range clients {
 		c.quiet()
 	}
+}
+
+// TestClusterNodeKilled: a node killed with SIGKILL: within 15 s the
+// others drop its clients from every room (their members hear the leave)
+// and release what those clients held (a guest's nick can be taken
+// again); the surviving nodes' clients notice nothing else.
+func TestClusterNodeKilled(t *testing.T) {
+	nodes := startCluster(t, 3, chatFiles(t, 2, ""))
+	alice := login(t, nodes[0].url("/chat"), "alice")
+	bob := login(t, nodes[1].url("/chat"), "bob")
+	carol := login(t, nodes[2].url("/chat"), "carol")
+	alice.join("lobby")
+	alice.send(map[string]any{"type": "who", "room": "lobby"})
+	alice.expect("members")
+	bob.join("lobby")
+	alice.expect("presence")
+	carol.join("lobby")
+	alice.expect("presence")
+	bob.expect("presence")
+
+	killed := time.Now()
+	nodes[2].kill()
+	for _, c := range []*chatter{alice, bob} {
+		e := c.expect("presence")
+		if e.str("nick") != "carol" || e.str("event") != "leave" || e.str("room") != "lobby" {
+			t.Fatalf("%s heard %v, want carol's leave", c.nick, e)
+		}
+	}
+	if took := time.Since(killed); took > 15*time.Second {
+		t.Errorf("the killed node's clients left after %v, want within 15 s", took)
+	} else {
+		t.Logf("the killed node's clients left after %v", took)
+	}
+	alice.send(map[string]any{"type": "who", "room": "lobby"})
+	if m := alice.expect("members"); joinStrs(m["members"]) != "alice,bob" {
+		t.Errorf("members after the kill: %v", m["members"])
+	}
+	login(t, nodes[0].url("/chat"), "Carol") // her nick was released
+	bob.send(map[string]any{"type": "say", "room": "lobby", "text": "still here"})
+	for _, c := range []*chatter{alice, bob} {
+		if e := c.expect("message"); e.str("text") != "still here" {
+			t.Fatalf("%s got %v", c.nick, e)
+		}
+	}
+	alice.quiet()
+	bob.quiet()
 }

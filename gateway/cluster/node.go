@@ -11,6 +11,8 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,7 +34,8 @@ const CallTimeout = 5 * time.Second
 // Node is this process as a member of a cluster: its name and its
 // connection to the cluster's Redis server.
 type Node struct {
-	name   string
+	name   string // the config's name for it, in logs
+	id     string // name and a random suffix: this process, in Redis
 	prefix string // of every key, "<cluster.prefix>:"
 	rdb    *redis.Client
 	log    *slog.Logger
@@ -41,7 +44,8 @@ type Node struct {
 	mu       sync.Mutex
 	services map[string]*Rooms // by endpoint path: where other nodes' messages for a client go
 
-	published atomic.Int64 // room messages published (one Redis call each)
+	published    atomic.Int64 // room messages published (one Redis call each)
+	healthySince atomic.Int64 // unix ns since heartbeats succeed without a break; 0 while they fail
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup // the node's goroutines: receiving, heartbeat
@@ -72,7 +76,7 @@ func Open(ctx context.Context, cfg *config.Cluster, log *slog.Logger) (*Node, er
 	opts.ReadTimeout = 3 * time.Second
 	opts.WriteTimeout = 3 * time.Second
 	opts.MaxRetries = 1
-	n := &Node{name: cfg.Node, prefix: cfg.Prefix + ":", rdb: redis.NewClient(opts), log: log.With("node", cfg.Node),
+	n := &Node{name: cfg.Node, id: cfg.Node + "-" + randomSuffix(), prefix: cfg.Prefix + ":", rdb: redis.NewClient(opts), log: log.With("node", cfg.Node),
 		services: make(map[string]*Rooms)}
 	n.subs = newSubscriptions(n.rdb, n.log.Warn)
 	pingCtx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
@@ -109,7 +113,7 @@ func (n *Node) start() {
 	}()
 }
 
-func (n *Node) ownChannel() string { return n.prefix + "node:" + n.name }
+func (n *Node) ownChannel() string { return n.prefix + "node:" + n.id }
 func (n *Node) nodesKey() string   { return n.prefix + "nodes" }
 
 var (
@@ -136,7 +140,7 @@ func (n *Node) heartbeat(ctx context.Context) {
 	failing := false
 	for {
 		callCtx, cancel := context.WithTimeout(ctx, CallTimeout)
-		err := heartbeatScript.Run(callCtx, n.rdb, []string{n.nodesKey()}, NodeTTL.Milliseconds(), n.name).Err()
+		err := heartbeatScript.Run(callCtx, n.rdb, []string{n.nodesKey()}, NodeTTL.Milliseconds(), n.id).Err()
 		cancel()
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
@@ -146,11 +150,19 @@ func (n *Node) heartbeat(ctx context.Context) {
 			n.log.Info("cluster: Redis reachable again")
 			failing = false
 		}
+		if err != nil {
+			n.healthySince.Store(0)
+		} else {
+			n.healthySince.CompareAndSwap(0, time.Now().UnixNano())
+			callCtx, cancel := context.WithTimeout(ctx, reapLockTTL)
+			n.reapDead(callCtx)
+			cancel()
+		}
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			wctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			n.rdb.ZRem(wctx, n.nodesKey(), n.name)
+			n.rdb.ZRem(wctx, n.nodesKey(), n.id)
 			cancel()
 			return
 		}
@@ -223,8 +235,20 @@ func (n *Node) onControl(payload string) {
 // redactURL names the server without its password.
 func redactURL(o *redis.Options) string { return fmt.Sprintf("%s db %d", o.Addr, o.DB) }
 
-// Name returns the node's name.
+// Name returns the node's name, as the config gives it.
 func (n *Node) Name() string { return n.name }
+
+// ID returns the node's name in Redis: its name and a random suffix, so
+// that a node restarted under the same name is a new node, and what the
+// one before it left is cleaned away as a dead node's.
+func (n *Node) ID() string { return n.id }
+
+// randomSuffix returns 8 random hex digits.
+func randomSuffix() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
 
 // Redis returns the node's Redis client.
 func (n *Node) Redis() *redis.Client { return n.rdb }

@@ -41,6 +41,7 @@ type Rooms struct {
 	path   string // the endpoint's path
 	prefix string // S, the service's key prefix
 	local  *hub.Hub
+	gone   func(context.Context, hub.Member) // see OnGone; guarded by node.mu
 }
 
 var _ hub.Rooms = (*Rooms)(nil)
@@ -121,8 +122,8 @@ return {seq, n}`)
 func (r *Rooms) Add(ctx context.Context, c *client.Client) error {
 	r.local.Add(c)
 	m := hub.LocalMember(c)
-	err := addClientScript.Run(ctx, r.node.rdb, []string{r.clientKey(c.ID()), r.nodeClients(r.node.name)},
-		r.node.name, m.User, c.ID()).Err()
+	err := addClientScript.Run(ctx, r.node.rdb, []string{r.clientKey(c.ID()), r.nodeClients(r.node.id)},
+		r.node.id, m.User, c.ID()).Err()
 	if err != nil {
 		return fmt.Errorf("cluster: add client: %w", err)
 	}
@@ -136,7 +137,7 @@ func (r *Rooms) Remove(ctx context.Context, c *client.Client) ([]string, error) 
 		r.node.subs.drop(r.channel(room))
 	}
 	err := removeClientScript.Run(ctx, r.node.rdb,
-		[]string{r.clientKey(c.ID()), r.clientRooms(c.ID()), r.nodeClients(r.node.name), r.roomsIndex()},
+		[]string{r.clientKey(c.ID()), r.clientRooms(c.ID()), r.nodeClients(r.node.id), r.roomsIndex()},
 		c.ID(), r.prefix).Err()
 	if err != nil {
 		return left, fmt.Errorf("cluster: remove client: %w", err)
@@ -154,7 +155,7 @@ func (r *Rooms) Client(ctx context.Context, id string) (hub.Member, bool, error)
 		return hub.Member{}, false, fmt.Errorf("cluster: find client: %w", err)
 	}
 	node, _ := vals[0].(string)
-	if node == "" || node == r.node.name {
+	if node == "" || node == r.node.id {
 		return hub.Member{}, false, nil // gone (a client of this node is in its hub)
 	}
 	user, _ := vals[1].(string)
@@ -191,7 +192,7 @@ func (r *Rooms) Join(ctx context.Context, room string, c *client.Client, history
 	res, err := joinScript.Run(ctx, r.node.rdb, []string{
 		r.roomKey(room, "m"), r.roomKey(room, "seq"), r.roomKey(room, "h"),
 		r.clientRooms(c.ID()), r.roomsIndex(), r.prefix + "joins",
-	}, c.ID(), r.node.name, m.User, max(history, 0), room).Slice()
+	}, c.ID(), r.node.id, m.User, max(history, 0), room).Slice()
 	if err != nil || len(res) != 3 {
 		r.node.subs.drop(r.channel(room))
 		return false, nil, fmt.Errorf("cluster: join %q: %w", room, err)
@@ -279,7 +280,7 @@ func (r *Rooms) Members(ctx context.Context, room string) ([]hub.Member, error) 
 		}
 		order, _ := strconv.ParseInt(parts[1], 10, 64)
 		m := hub.Member{ID: id, Node: parts[0], User: parts[2]}
-		if m.Node == r.node.name {
+		if m.Node == r.node.id {
 			c := r.local.Client(id)
 			if c == nil {
 				continue // left this node a moment ago
@@ -332,7 +333,7 @@ func (r *Rooms) Publish(ctx context.Context, room string, msg hub.Message) (int,
 	keep := min(max(msg.Keep, 0), hub.MaxHistory)
 	res, err := publishScript.Run(ctx, r.node.rdb, []string{
 		r.roomKey(room, "seq"), r.channel(room), r.roomKey(room, "m"), r.roomKey(room, "h"),
-	}, r.node.name, msg.Except, int(msg.Op), msg.Data, keep, HistoryTTL.Milliseconds()).Slice()
+	}, r.node.id, msg.Except, int(msg.Op), msg.Data, keep, HistoryTTL.Milliseconds()).Slice()
 	if err != nil || len(res) != 2 {
 		return 0, fmt.Errorf("cluster: publish to %q: %w", room, err)
 	}
