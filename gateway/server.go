@@ -35,6 +35,7 @@ type Server struct {
 	metrics *metrics.Metrics
 	http    *http.Server
 	mux     *http.ServeMux         // the gateway's own paths: /healthz, /metrics, /admin/...
+	health  HealthCheck            // asked by /healthz; nil: always ok
 	routes  atomic.Pointer[routes] // the config's endpoints and static folders
 	ctx     context.Context        // cancelled when shutdown starts
 	cancel  context.CancelFunc
@@ -94,7 +95,7 @@ func New(cfg *config.Config, services map[string]Service, log *slog.Logger, m *m
 	}
 	s.routes.Store(rt)
 	s.mux = http.NewServeMux()
-	s.mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	s.mux.HandleFunc("/healthz", s.serveHealth)
 	s.mux.Handle("/metrics", s.serveMetrics(m.Handler()))
 	s.http = s.newHTTPServer(cfg.Limits)
 	return s, nil
@@ -483,4 +484,25 @@ func (e *endpoint) refuseService(w http.ResponseWriter, c *client.Client, err er
 	}
 	e.server.log.Error("connect failed", "endpoint", e.cfg.Path, "client", c.ID(), "err", err)
 	e.refuse(w, "error", http.StatusInternalServerError, "internal error", nil)
+}
+
+// HealthCheck reports whether a part the gateway depends on works; when
+// not, why.
+type HealthCheck func() (ok bool, why string)
+
+// SetHealthCheck makes /healthz ask check (the cluster's, say). Call it
+// before Serve.
+func (s *Server) SetHealthCheck(check HealthCheck) { s.health = check }
+
+// serveHealth answers /healthz: 200 "ok" while the gateway serves; 200
+// "degraded: <why>" when it serves its clients but a check fails (a load
+// balancer must not take it out: its clients are still served).
+func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	if s.health != nil {
+		if ok, why := s.health(); !ok {
+			fmt.Fprintln(w, "degraded:", why)
+			return
+		}
+	}
+	fmt.Fprintln(w, "ok")
 }

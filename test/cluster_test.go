@@ -2,6 +2,9 @@ package test
 
 import (
 	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,18 +15,26 @@ import (
 // startCluster runs n moongate nodes of one cluster, each serving the
 // config.yaml of files with a cluster section added: the test Redis
 // (skipped when it is absent, failed under CI=true), a key prefix of the
-// test's own, and node names n1..nN. env is added to each node's
+// test's own, and node names n1..nN; each node runs in a folder of its
+// own (g.cmd.Dir) with a copy of files. env is added to each node's
 // environment.
 func startCluster(t *testing.T, n int, files map[string]string, env ...string) []*gatewayProc {
 	t.Helper()
+	return startClusterAt(t, clustertest.URL(), n, files, env...)
+}
+
+// startClusterAt is startCluster with the nodes reaching Redis at url (a
+// proxy to the test Redis, say).
+func startClusterAt(t *testing.T, url string, n int, files map[string]string, env ...string) []*gatewayProc {
+	t.Helper()
 	rdb := clustertest.Redis(t)
 	ns := clustertest.Namespace(t, rdb)
-	dir := t.TempDir()
-	writeFiles(t, dir, files)
 	nodes := make([]*gatewayProc, n)
 	for i := range nodes {
+		dir := t.TempDir() // each node its own files: each reloads its own
+		writeFiles(t, dir, files)
 		name := fmt.Sprintf("n%d", i+1)
-		cfg := fmt.Sprintf("%scluster:\n  redis: %q\n  node: %s\n  prefix: %s\n", files["config.yaml"], clustertest.URL(), name, ns)
+		cfg := fmt.Sprintf("%scluster:\n  redis: %q\n  node: %s\n  prefix: %s\n", files["config.yaml"], url, name, ns)
 		writeFiles(t, dir, map[string]string{name + ".yaml": cfg})
 		nodes[i] = startGatewayEnv(t, dir, env, "run", "-config", name+".yaml", "-listen", "127.0.0.1:0", "-log-format", "json", "-log-level", "debug")
 	}
@@ -215,4 +226,141 @@ func TestClusterNodeKilled(t *testing.T) {
 	}
 	alice.quiet()
 	bob.quiet()
+}
+
+// restart runs g's command again (g has stopped) and waits until it listens.
+func (g *gatewayProc) restart(t *testing.T) *gatewayProc {
+	t.Helper()
+	cmd := exec.Command(g.cmd.Path, g.cmd.Args[1:]...)
+	cmd.Dir, cmd.Env = g.cmd.Dir, g.cmd.Env
+	return launch(t, cmd)
+}
+
+// TestClusterNodeRestartRecovery: a node stopped with SIGTERM while the
+// others run: its clients reconnect to another node and, joining with the
+// last id they saw, get exactly what they missed; the node, started
+// again, serves as before.
+func TestClusterNodeRestartRecovery(t *testing.T) {
+	nodes := startCluster(t, 3, chatFiles(t, 2, ""))
+	alice := login(t, nodes[0].url("/chat"), "alice")
+	bob := login(t, nodes[1].url("/chat"), "bob")
+	alice.join("lobby")
+	alice.send(map[string]any{"type": "who", "room": "lobby"})
+	alice.expect("members")
+	bob.join("lobby")
+	alice.expect("presence")
+	alice.send(map[string]any{"type": "say", "room": "lobby", "text": "m1"})
+	alice.expect("message")
+	last := bob.expect("message").str("id")
+
+	if code := nodes[1].stop(); code != 0 {
+		t.Fatalf("SIGTERM: exit code %d", code)
+	}
+	if e := alice.expect("presence"); e.str("nick") != "bob" || e.str("event") != "leave" {
+		t.Fatalf("alice heard %v, want bob's leave", e)
+	}
+	for _, text := range []string{"m2", "m3"} {
+		alice.send(map[string]any{"type": "say", "room": "lobby", "text": text})
+		alice.expect("message")
+	}
+	bob = login(t, nodes[2].url("/chat"), "bob")
+	bob.send(map[string]any{"type": "join", "room": "lobby", "since": last})
+	j := bob.expect("joined")
+	var missed []string
+	for _, h := range j["history"].([]any) {
+		missed = append(missed, event(h.(map[string]any)).str("text"))
+	}
+	if j.str("since") != last || j["recovered"] != true || strings.Join(missed, ",") != "m2,m3" {
+		t.Fatalf("rejoined on another node since %s: %v, want m2,m3 recovered", last, j)
+	}
+	alice.expect("presence")
+	alice.send(map[string]any{"type": "say", "room": "lobby", "text": "m4"})
+	if e := bob.expect("message"); e.str("text") != "m4" {
+		t.Fatalf("bob got %v, want m4", e)
+	}
+	bob.quiet()
+
+	again := nodes[1].restart(t)
+	carol := login(t, again.url("/chat"), "carol")
+	if j := carol.join("lobby"); joinStrs(j["members"]) != "alice,bob,carol" {
+		t.Errorf("the restarted node sees members %v", j["members"])
+	}
+}
+
+// TestClusterReloadOneNodeUnderLoad: the chat script saved anew on one
+// node while 30 members on three nodes chat: that node reloads, the others
+// do not, and every member gets every message once, in one order.
+func TestClusterReloadOneNodeUnderLoad(t *testing.T) {
+	files := chatFiles(t, 2, "    options: {rate_limit: 100000}\n")
+	nodes := startCluster(t, 3, files)
+	const members, senders = 30, 6
+	clients := make([]*chatter, members)
+	for i := range clients {
+		clients[i] = login(t, nodes[i%len(nodes)].url("/chat"), fmt.Sprintf("m%02d", i))
+		clients[i].join("load")
+	}
+	for i, c := range clients {
+		for range members - 1 - i {
+			c.expect("presence")
+		}
+	}
+	// The senders say until the reload is done, and 20 more each.
+	reloaded := make(chan struct{})
+	counts := make(chan int, senders)
+	for _, c := range clients[:senders] {
+		go func() {
+			pace := time.NewTicker(5 * time.Millisecond) // a steady load, not a flood
+			defer pace.Stop()
+			n := 0
+			for extra := 20; extra > 0; n++ {
+				<-pace.C
+				select {
+				case <-reloaded:
+					extra--
+				default:
+				}
+				c.send(map[string]any{"type": "say", "room": "load", "text": fmt.Sprint(n)})
+			}
+			counts <- n
+		}()
+	}
+	clients[0].expect("message") // the load is on
+	script := filepath.Join(nodes[0].cmd.Dir, "chat.lua")
+	writeFiles(t, nodes[0].cmd.Dir, map[string]string{"chat.lua": files["chat.lua"] + "\n-- saved again\n"})
+	eventually(t, "node 1 to reload "+script, func() bool { return nodes[0].logs.count(`"script reloaded"`) == 1 })
+	close(reloaded)
+	total := 0
+	for range senders {
+		total += <-counts
+	}
+	t.Logf("%d messages said, the reload among them", total)
+	var first []string
+	for i, c := range clients {
+		seq := make([]string, 0, total)
+		if i == 0 {
+			seq = append(seq, "") // the one taken above
+		}
+		seen := map[string]bool{}
+		for len(seq) < total {
+			id := c.expect("message").str("id")
+			if seen[id] {
+				t.Fatalf("%s got %s twice", c.nick, id)
+			}
+			seen[id] = true
+			seq = append(seq, id)
+		}
+		if i == 0 {
+			continue
+		}
+		if first == nil {
+			first = seq
+		} else if j := firstDifference(first, seq); j >= 0 {
+			t.Fatalf("members see different orders from message %d", j)
+		}
+	}
+	for _, g := range nodes[1:] {
+		if n := g.logs.count(`"script reloaded"`); n != 0 {
+			t.Errorf("a node whose files did not change reloaded %d times", n)
+		}
+	}
 }

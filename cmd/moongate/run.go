@@ -147,12 +147,13 @@ func serve(ctx context.Context, cfg *config.Config, fileListen string, log *slog
 	}
 	defer closeDatabases(dbs, cfg, log) // after the services, which use them
 	opts := []scripting.Option{scripting.WithDatabases(dbs)}
+	var node *cluster.Node
 	if cfg.Cluster != nil {
-		node, err := cluster.Open(ctx, cfg.Cluster, log)
-		if err != nil {
+		if node, err = cluster.Open(ctx, cfg.Cluster, log); err != nil {
 			return err
 		}
 		defer node.Close() // after the services, which use it
+		m.Registry().MustRegister(node.Collectors()...)
 		opts = append(opts, scripting.WithCluster(node))
 	}
 	services, err := startServices(cfg, log, m, opts...)
@@ -167,6 +168,9 @@ func serve(ctx context.Context, cfg *config.Config, fileListen string, log *slog
 	if err != nil {
 		closeWithin(services, cfg.ShutdownTimeout)
 		return err
+	}
+	if node != nil {
+		srv.SetHealthCheck(node.Healthy)
 	}
 	reloads := reload.New(cfg, services, srv, log, m)
 	reloads.ListenOverridden(fileListen)

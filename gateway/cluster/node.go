@@ -23,6 +23,7 @@ import (
 
 	"github.com/moongate/moongate/gateway/config"
 	"github.com/moongate/moongate/gateway/hub"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -44,11 +45,13 @@ type Node struct {
 	mu       sync.Mutex
 	services map[string]*Rooms // by endpoint path: where other nodes' messages for a client go
 
-	published    atomic.Int64 // room messages published (one Redis call each)
-	healthySince atomic.Int64 // unix ns since heartbeats succeed without a break; 0 while they fail
+	published    prometheus.Counter // room messages published (one Redis call each)
+	healthySince atomic.Int64       // unix ns since heartbeats succeed without a break; 0 while they fail
+	outbox       outbox             // publications waiting for Redis (outage.go)
 
-	stop context.CancelFunc
-	wg   sync.WaitGroup // the node's goroutines: receiving, heartbeat
+	everFailed bool // a heartbeat has failed (heartbeat's own)
+	stop       context.CancelFunc
+	wg         sync.WaitGroup // the node's goroutines: receiving, heartbeat
 }
 
 // Liveness: a node renews its place in the nodes set every
@@ -78,6 +81,10 @@ func Open(ctx context.Context, cfg *config.Cluster, log *slog.Logger) (*Node, er
 	opts.MaxRetries = 1
 	n := &Node{name: cfg.Node, id: cfg.Node + "-" + randomSuffix(), prefix: cfg.Prefix + ":", rdb: redis.NewClient(opts), log: log.With("node", cfg.Node),
 		services: make(map[string]*Rooms)}
+	n.published = prometheus.NewCounter(prometheus.CounterOpts{Name: "moongate_cluster_publications_total",
+		Help: "Room messages this node published to Redis: one Redis call each."})
+	n.outbox.dropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "moongate_cluster_dropped_publications_total",
+		Help: "Room messages not published to the other nodes: made while Redis was unreachable, with the outbox full (this node's members had them)."})
 	n.subs = newSubscriptions(n.rdb, n.log.Warn)
 	pingCtx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
 	defer cancel()
@@ -153,11 +160,12 @@ func (n *Node) heartbeat(ctx context.Context) {
 		if err != nil {
 			n.healthySince.Store(0)
 		} else {
-			n.healthySince.CompareAndSwap(0, time.Now().UnixNano())
+			recovered := n.healthySince.CompareAndSwap(0, time.Now().UnixNano()) && n.everFailed
 			callCtx, cancel := context.WithTimeout(ctx, reapLockTTL)
-			n.reapDead(callCtx)
+			n.afterBeat(callCtx, recovered)
 			cancel()
 		}
+		n.everFailed = n.everFailed || err != nil
 		select {
 		case <-t.C:
 		case <-ctx.Done():
@@ -166,6 +174,55 @@ func (n *Node) heartbeat(ctx context.Context) {
 			cancel()
 			return
 		}
+	}
+}
+
+// afterBeat does what a successful heartbeat allows: after an outage,
+// publish what the outbox holds and register anew what the node holds;
+// then clean up after dead nodes.
+func (n *Node) afterBeat(ctx context.Context, recovered bool) {
+	if err := n.outbox.flush(ctx); err != nil {
+		return // still failing: next time
+	}
+	if recovered {
+		for _, r := range n.servicesNow() {
+			if err := r.resync(ctx); err != nil {
+				n.log.Warn("cluster: resync after the outage failed; will retry", "endpoint", r.path, "err", err)
+				n.healthySince.Store(0)
+				return
+			}
+		}
+		n.log.Info("cluster: state registered anew after the outage")
+	}
+	n.reapDead(ctx)
+}
+
+// Healthy reports whether the node reaches Redis now (its last heartbeat
+// succeeded); when not, why, for /healthz.
+func (n *Node) Healthy() (bool, string) {
+	if n.healthySince.Load() == 0 {
+		return false, "cluster: Redis unreachable; serving this node's clients only"
+	}
+	return true, ""
+}
+
+// Collectors returns the node's metrics: publications made, and those
+// dropped or waiting during an outage, and whether Redis is reached.
+func (n *Node) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		n.published,
+		n.outbox.dropped,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "moongate_cluster_outbox_publications",
+			Help: "Room messages waiting for Redis to be published to the other nodes."},
+			func() float64 { return float64(n.outbox.len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "moongate_cluster_redis_up",
+			Help: "1 when the node's last heartbeat reached Redis, else 0."},
+			func() float64 {
+				if ok, _ := n.Healthy(); ok {
+					return 1
+				}
+				return 0
+			}),
 	}
 }
 
@@ -196,10 +253,6 @@ func (n *Node) unregister(r *Rooms) {
 		delete(n.services, r.path)
 	}
 }
-
-// Published returns how many room messages this node has published to
-// Redis (each one call).
-func (n *Node) Published() int64 { return n.published.Load() }
 
 // What one node asks another about one of its clients.
 const (

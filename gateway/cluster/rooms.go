@@ -328,19 +328,44 @@ func (r *Rooms) RoomsOf(ctx context.Context, m hub.Member) ([]string, error) {
 }
 
 // Publish numbers msg in room's order and publishes it once; every node
-// delivers it to its members, this one included, as it comes back.
+// delivers it to its members, this one included, as it comes back. While
+// Redis cannot be reached (or the node's outbox still holds publications
+// from such a time), msg is delivered to this node's members at once and
+// kept in the outbox (see outage.go); the count is then of those members.
 func (r *Rooms) Publish(ctx context.Context, room string, msg hub.Message) (int, error) {
+	if r.node.outbox.len() == 0 {
+		n, err := r.publishNow(ctx, room, msg, false)
+		if !unreachable(err) {
+			return n, err
+		}
+	}
+	n := r.deliverHere(room, msg)
+	r.node.outbox.add(pending{r: r, room: room, msg: msg})
+	return n, nil
+}
+
+// publishNow runs the publish script for msg. deliveredHere marks a
+// publication from the outbox, which this node's members had already.
+func (r *Rooms) publishNow(ctx context.Context, room string, msg hub.Message, deliveredHere bool) (int, error) {
+	origin := r.node.id
+	if deliveredHere {
+		origin += deliveredMark
+	}
 	keep := min(max(msg.Keep, 0), hub.MaxHistory)
 	res, err := publishScript.Run(ctx, r.node.rdb, []string{
 		r.roomKey(room, "seq"), r.channel(room), r.roomKey(room, "m"), r.roomKey(room, "h"),
-	}, r.node.id, msg.Except, int(msg.Op), msg.Data, keep, HistoryTTL.Milliseconds()).Slice()
+	}, origin, msg.Except, int(msg.Op), msg.Data, keep, HistoryTTL.Milliseconds()).Slice()
 	if err != nil || len(res) != 2 {
 		return 0, fmt.Errorf("cluster: publish to %q: %w", room, err)
 	}
-	r.node.published.Add(1)
+	r.node.published.Inc()
 	n, _ := res[1].(int64)
 	return int(n), nil
 }
+
+// deliveredMark follows the origin of a publication its node delivered to
+// its own members already (from the outbox).
+const deliveredMark = "*"
 
 // deliverer returns the handler of room's channel: it decodes a
 // publication, encodes its frame once and queues it to the local members.
@@ -349,6 +374,9 @@ func (r *Rooms) deliverer(room string) func(string) {
 		parts := strings.SplitN(payload, "\n", 5)
 		if len(parts) != 5 {
 			return
+		}
+		if parts[0] == r.node.id+deliveredMark {
+			return // this node's members had it during an outage
 		}
 		seq, err1 := strconv.ParseUint(parts[1], 10, 64)
 		op, err2 := strconv.Atoi(parts[3])

@@ -262,3 +262,25 @@ func (r *room) sendLocked(frame []byte, except *client.Client) int {
 	}
 	return n
 }
+
+// Registered is a client and the rooms it is in.
+type Registered struct {
+	Client *client.Client
+	Rooms  []string
+}
+
+// Clients returns every registered client with its rooms (sorted).
+func (h *Hub) Clients() []*Registered {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]*Registered, 0, len(h.clients))
+	for _, m := range h.clients {
+		rooms := make([]string, 0, len(m.rooms))
+		for name := range m.rooms {
+			rooms = append(rooms, name)
+		}
+		slices.Sort(rooms)
+		out = append(out, &Registered{Client: m.c, Rooms: rooms})
+	}
+	return out
+}

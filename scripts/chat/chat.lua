@@ -364,7 +364,10 @@ function requests.join(client, msg, nick)
     end
   end
   -- history entries are already JSON: splice them in rather than decode them.
-  local reply = json.encode({ type = "joined", room = room, members = member_nicks(room), since = found, history = json.array() })
+  local recovered = nil
+  if since then recovered = found ~= nil end
+  local reply = json.encode({ type = "joined", room = room, members = member_nicks(room), since = found,
+    recovered = recovered, history = json.array() })
   local at = reply:find('"history":[]', 1, true)
   reply = reply:sub(1, at + 10) .. table.concat(history, ",") .. reply:sub(at + 11)
   client:send(reply)
@@ -571,7 +574,14 @@ function chat.message(client, data, kind)
   if not nick and kind_of ~= "hello" then
     return fail(client, "hello_first", "say hello with a nick first", kind_of)
   end
-  handle(client, msg, nick)
+  local ok, err = pcall(handle, client, msg, nick)
+  if not ok then
+    -- What the request needed could not be done (in a cluster, Redis out
+    -- of reach, say): the client hears so, and the error is reported as
+    -- any handler's is, with its script:line.
+    fail(client, "unavailable", "the server cannot do that now; try again", kind_of)
+    error(err, 0)
+  end
 end
 
 function chat.close(client)

@@ -185,16 +185,16 @@ function tests.test_join_since_an_id_returns_only_what_came_after(t)
   end
   local b = guest(t, "bob")
   request(b, { type = "join", room = "lobby", since = ids[2] })
-  local j = b:expect { type = "joined", room = "lobby", since = ids[2] }
+  local j = b:expect { type = "joined", room = "lobby", since = ids[2], recovered = true }
   if #j.history ~= 2 or j.history[1].text ~= "m3" or j.history[2].text ~= "m4" then
     t:fail("history after", ids[2], ":", json.encode(j.history))
   end
   request(b, { type = "join", room = "lobby", since = ids[4] }) -- up to date
-  j = b:expect { type = "joined", room = "lobby", since = ids[4] }
+  j = b:expect { type = "joined", room = "lobby", since = ids[4], recovered = true }
   if #j.history ~= 0 then t:fail("history after the last:", json.encode(j.history)) end
   request(b, { type = "join", room = "lobby", since = "no-such-id" }) -- unknown: all of it, no since
   j = b:expect { type = "joined", room = "lobby" }
-  if #j.history ~= 4 or j.since ~= nil then t:fail("history after an unknown id:", json.encode(j)) end
+  if #j.history ~= 4 or j.since ~= nil or j.recovered ~= false then t:fail("history after an unknown id:", json.encode(j)) end
   request(b, { type = "join", room = "lobby", since = 42 })
   failure(b, "bad_request", "join")
 end
