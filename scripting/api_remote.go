@@ -17,7 +17,9 @@ const remoteClientTypeName = "moongate.remote_client"
 // openRemoteClient installs the type of clients on other nodes. Such a
 // client has the fields id, user and node, and the methods send, close,
 // get, attrs and rooms, each a call through Redis (the handler suspended
-// while it waits); set, query and header are its own node's to answer.
+// while it waits) but get and attrs of a client found by rooms.members or
+// clients.get, which read its attributes as they were then; set, query
+// and header are its own node's to answer.
 func (st *state) openRemoteClient() {
 	methods := st.L.NewTable()
 	st.L.SetFuncs(methods, map[string]lua.LGFunction{
@@ -47,10 +49,14 @@ func (st *state) openRemoteClient() {
 		"get": func(L *lua.LState) int {
 			m, key := checkRemote(L), methodString(L, 1)
 			var v any
-			st.sharedCall(L, "client:get", func(ctx context.Context) (err error) {
-				v, _, err = st.svc.rooms.Attr(ctx, m, key)
-				return err
-			})
+			if m.Attrs != nil { // as they were when it was looked up: no call
+				v = m.Attrs[key]
+			} else {
+				st.sharedCall(L, "client:get", func(ctx context.Context) (err error) {
+					v, _, err = st.svc.rooms.Attr(ctx, m, key)
+					return err
+				})
+			}
 			lv, err := luaval.FromGo(L, v)
 			if err != nil {
 				L.RaiseError("client:get: %v", err)

@@ -364,3 +364,31 @@ func TestClusterReloadOneNodeUnderLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterReadmeCommands: the README's "Run a cluster": three gateways
+// started in one checkout with -cluster (the example config, its SQLite
+// file shared) serve one chat.
+func TestClusterReadmeCommands(t *testing.T) {
+	rdb := clustertest.Redis(t)
+	ns := clustertest.Namespace(t, rdb)
+	dir := exampleCopy(t)
+	var nodes []*gatewayProc
+	for range 3 {
+		nodes = append(nodes, startGatewayIn(t, dir, "-listen", "127.0.0.1:0", "-cluster", clustertest.URL(), "-cluster-prefix", ns, "-log-format", "json"))
+	}
+	alice := login(t, nodes[0].url("/chat"), "alice")
+	bob := login(t, nodes[1].url("/chat"), "bob")
+	alice.join("lobby")
+	alice.send(map[string]any{"type": "who", "room": "lobby"})
+	alice.expect("members")
+	bob.join("lobby")
+	alice.expect("presence")
+	bob.send(map[string]any{"type": "say", "room": "lobby", "text": "hi from 8082"})
+	if e := alice.expect("message"); e.str("text") != "hi from 8082" {
+		t.Fatalf("alice got %v", e)
+	}
+	carol := login(t, nodes[2].url("/chat"), "carol")
+	if j := carol.join("lobby"); joinStrs(j["members"]) != "alice,bob,carol" || len(j["history"].([]any)) != 1 {
+		t.Errorf("the third node's join: %v", j)
+	}
+}

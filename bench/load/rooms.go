@@ -13,7 +13,10 @@ import (
 // RoomConfig is a room load: members in rooms, and publishers whose every
 // message each member of its room must receive once.
 type RoomConfig struct {
-	URL   string
+	URL string
+	// URLs, when given, spread the connections over several servers (the
+	// nodes of a cluster): connection i dials URLs[i % len(URLs)].
+	URLs  []string
 	Proto Protocol
 	// Members are the connections that receive (and are counted).
 	Members int
@@ -80,7 +83,7 @@ func NewRooms(ctx context.Context, d *Dialer, mode string, cfg RoomConfig) (*Roo
 	}
 	prefix := randomNick()
 	conns, err := DialAll(ctx, d, n, max(cfg.Parallel, 1),
-		func(i int) string { return cfg.Proto.URL(cfg.URL, r.roomOf[i]) },
+		func(i int) string { return cfg.Proto.URL(cfg.urlOf(i), r.roomOf[i]) },
 		func(i int, c *Conn) error { return cfg.Proto.Join(c, prefix+strconv.Itoa(i), r.roomOf[i]) },
 		cfg.Progress)
 	if err != nil {
@@ -95,6 +98,14 @@ func NewRooms(ctx context.Context, d *Dialer, mode string, cfg RoomConfig) (*Roo
 		}()
 	}
 	return r, nil
+}
+
+// urlOf returns the URL connection i dials.
+func (cfg RoomConfig) urlOf(i int) string {
+	if len(cfg.URLs) > 0 {
+		return cfg.URLs[i%len(cfg.URLs)]
+	}
+	return cfg.URL
 }
 
 // randomNick returns a short random prefix, so that the nicks of two loads

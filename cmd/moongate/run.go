@@ -34,6 +34,9 @@ type runFlags struct {
 	logFormat string
 	logLevel  string
 	watch     bool
+	cluster   string // a Redis URL: join a cluster (overrides the config's cluster)
+	node      string // the node's name in the cluster
+	prefix    string // the cluster's key prefix
 }
 
 func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
@@ -45,6 +48,9 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&f.watch, "watch", true, "reload a script when it is saved")
+	fs.StringVar(&f.cluster, "cluster", "", "join a cluster over the Redis server at this URL, like redis://127.0.0.1:6379/0 (overrides the config's cluster.redis)")
+	fs.StringVar(&f.prefix, "cluster-prefix", "", "the prefix of the cluster's keys in Redis (overrides the config's cluster.prefix; default mg)")
+	fs.StringVar(&f.node, "node", "", "this node's name in the cluster (overrides the config's cluster.node; default: host name and pid)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -52,6 +58,32 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	return f, nil
+}
+
+// applyCluster puts -cluster and -node into cfg's cluster section.
+func (f *runFlags) applyCluster(cfg *config.Config) error {
+	if f.cluster == "" && f.node == "" && f.prefix == "" {
+		return nil
+	}
+	c := config.Cluster{Prefix: config.DefaultClusterPrefix, Node: config.DefaultNodeName()}
+	if cfg.Cluster != nil {
+		c = *cfg.Cluster
+	}
+	if f.cluster != "" {
+		c.Redis, c.RedisEnv = f.cluster, ""
+	}
+	if f.node != "" {
+		c.Node = f.node
+	}
+	if f.prefix != "" {
+		c.Prefix = f.prefix
+	}
+	if err := c.Check(); err != nil {
+		return err
+	}
+	cfg.Cluster = &c
+	cfg.ClusterFromFlags = true
+	return nil
 }
 
 // exit ends the process; a variable so that nothing else calls os.Exit.
@@ -88,6 +120,10 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	fileListen := cfg.Listen
 	if f.listen != "" {
 		cfg.Listen = f.listen
+	}
+	if err := f.applyCluster(cfg); err != nil {
+		fmt.Fprintf(stderr, "moongate: %v\n", err)
+		return 2
 	}
 	ctx, stop := watchSignals(ctx, log)
 	defer stop()

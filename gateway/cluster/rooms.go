@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -150,16 +151,31 @@ func (r *Rooms) Client(ctx context.Context, id string) (hub.Member, bool, error)
 	if c := r.local.Client(id); c != nil {
 		return hub.LocalMember(c), true, nil
 	}
-	vals, err := r.node.rdb.HMGet(ctx, r.clientKey(id), "node", "user").Result()
+	all, err := r.node.rdb.HGetAll(ctx, r.clientKey(id)).Result()
 	if err != nil {
 		return hub.Member{}, false, fmt.Errorf("cluster: find client: %w", err)
 	}
-	node, _ := vals[0].(string)
-	if node == "" || node == r.node.id {
+	m, ok := remoteMember(id, all)
+	if !ok || m.Node == r.node.id {
 		return hub.Member{}, false, nil // gone (a client of this node is in its hub)
 	}
-	user, _ := vals[1].(string)
-	return hub.Member{ID: id, Node: node, User: user}, true, nil
+	return m, true, nil
+}
+
+// remoteMember makes a remote member from its client hash (HGETALL).
+func remoteMember(id string, all map[string]string) (hub.Member, bool) {
+	if all["node"] == "" {
+		return hub.Member{}, false
+	}
+	m := hub.Member{ID: id, Node: all["node"], User: all["user"], Attrs: map[string]any{}}
+	for k, s := range all {
+		if name, ok := strings.CutPrefix(k, "a:"); ok {
+			if v, err := decode(s); err == nil {
+				m.Attrs[name] = v
+			}
+		}
+	}
+	return m, true
 }
 
 // ClientCount returns how many clients the live nodes have.
@@ -288,6 +304,26 @@ func (r *Rooms) Members(ctx context.Context, room string) ([]hub.Member, error) 
 			m = hub.LocalMember(c)
 		}
 		list = append(list, joined{m, order})
+	}
+	// The remote members' attributes, all in one round trip.
+	pipe := r.node.rdb.Pipeline()
+	attrs := make([]*redis.MapStringStringCmd, len(list))
+	for i, j := range list {
+		if j.m.Local == nil {
+			attrs[i] = pipe.HGetAll(ctx, r.clientKey(j.m.ID))
+		}
+	}
+	if pipe.Len() > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, fmt.Errorf("cluster: members' attributes: %w", err)
+		}
+	}
+	for i, cmd := range attrs {
+		if cmd != nil {
+			if m, ok := remoteMember(list[i].m.ID, cmd.Val()); ok {
+				list[i].m = m
+			}
+		}
 	}
 	slices.SortFunc(list, func(a, b joined) int { return cmp.Compare(a.order, b.order) })
 	out := make([]hub.Member, len(list))
@@ -430,6 +466,10 @@ func (r *Rooms) Attr(ctx context.Context, m hub.Member, key string) (any, bool, 
 		v, ok := m.Local.Attr(key)
 		return v, ok, nil
 	}
+	if m.Attrs != nil {
+		v, ok := m.Attrs[key]
+		return v, ok, nil
+	}
 	s, err := r.node.rdb.HGet(ctx, r.clientKey(m.ID), "a:"+key).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, false, nil
@@ -445,6 +485,9 @@ func (r *Rooms) Attr(ctx context.Context, m hub.Member, key string) (any, bool, 
 func (r *Rooms) Attrs(ctx context.Context, m hub.Member) (map[string]any, error) {
 	if m.Local != nil {
 		return m.Local.Attrs(), nil
+	}
+	if m.Attrs != nil {
+		return maps.Clone(m.Attrs), nil
 	}
 	all, err := r.node.rdb.HGetAll(ctx, r.clientKey(m.ID)).Result()
 	if err != nil {

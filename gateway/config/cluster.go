@@ -132,3 +132,23 @@ func (c *Cluster) RedisURL() (string, error) {
 	}
 	return v, nil
 }
+
+// Check checks what the command line may set (-cluster, -node), with the
+// flag's name in the error.
+func (c *Cluster) Check() error {
+	if c.Redis == "" && c.RedisEnv == "" {
+		return fmt.Errorf("-node, -cluster-prefix: a cluster needs its Redis server: give -cluster URL")
+	}
+	if c.Redis != "" {
+		if err := checkRedisURL(c.Redis); err != nil {
+			return fmt.Errorf("-cluster: %w", err)
+		}
+	}
+	if !clusterPrefix.MatchString(c.Prefix) {
+		return fmt.Errorf("-cluster-prefix: a prefix is 1 to 64 letters, digits, '.', '_' or '-', got %q", c.Prefix)
+	}
+	if !nodeName.MatchString(c.Node) {
+		return fmt.Errorf("-node: a node name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit, got %q", c.Node)
+	}
+	return nil
+}

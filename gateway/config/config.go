@@ -46,6 +46,9 @@ type Config struct {
 	Databases []Database
 	// Cluster joins the gateway to others over Redis; nil: it runs alone.
 	Cluster *Cluster
+	// ClusterFromFlags: Cluster came from the command line (moongate run
+	// -cluster), not the file; a config reload keeps it.
+	ClusterFromFlags bool
 }
 
 // Database is one item of the top-level `databases:` map.

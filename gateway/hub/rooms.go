@@ -17,6 +17,9 @@ type Member struct {
 	Node  string         // the node it is connected to; "" for a local client
 	User  string         // its token's sub, "" for a guest
 	Local *client.Client // nil for a client on another node
+	// Attrs are a remote client's attributes as they were when it was
+	// looked up (nil for a local client, whose own are read).
+	Attrs map[string]any
 }
 
 // LocalMember returns c as a Member.

@@ -233,10 +233,10 @@ func (m *Manager) reloadConfigFile(src []byte, current func() bool) error {
 		m.fileListen = next.Listen
 	}
 	next.Listen = m.cfg.Listen
-	if !config.SameCluster(next, m.cfg) {
+	if !m.cfg.ClusterFromFlags && !config.SameCluster(next, m.cfg) {
 		m.log.Warn("cluster changed in the config: it takes effect after a restart")
-		next.Cluster = m.cfg.Cluster
 	}
+	next.Cluster, next.ClusterFromFlags = m.cfg.Cluster, m.cfg.ClusterFromFlags
 	if next.Equal(m.cfg) {
 		m.cfg = next // only where things stand in the file moved
 		return nil
