@@ -39,18 +39,20 @@ func BenchmarkClusterFanout(b *testing.B) {
 		b.Fatal(err)
 	}
 	ep := config.DefaultEndpoint("/chat", script)
-	ep.SendQueue = 1024
+	ep.SendQueue = 8192 // room for every presence event of the 5,000 joins: a member is not a slow consumer for them
 	ep.Options = map[string]any{"rate_limit": 1_000_000, "rate_window": 1}
 	cfg := load.RoomConfig{Proto: load.Chat{}, Members: members, Rooms: 1, Publishers: 1, Rate: rate, Size: 64, Parallel: 32, Drain: 10 * time.Second}
 
 	var single, multi load.Result
 	var publishes, commands, messages int64
 	for range turns {
-		single = addResult(single, fanoutTurn(b, cfg, []string{serveService(b, ep)}))
-		urls := clusterNodes(b, rdb, ep, 3)
-		before := commandStats(b, rdb)
-		res := fanoutTurn(b, cfg, urls)
-		after := commandStats(b, rdb)
+		single = addResult(single, fanoutTurn(b, cfg, []string{serveService(b, ep)}, nil))
+		var before, after redisCommands
+		res := fanoutTurn(b, cfg, clusterNodes(b, rdb, ep, 3), func(measured func()) {
+			before = commandStats(b, rdb)
+			measured()
+			after = commandStats(b, rdb)
+		})
 		multi = addResult(multi, res)
 		publishes += after["publish"] - before["publish"]
 		commands += after.total() - before.total()
@@ -60,6 +62,8 @@ func BenchmarkClusterFanout(b *testing.B) {
 	b.ReportMetric(multi.PerSecond, "cluster-deliveries/s")
 	b.ReportMetric(float64(single.Lost), "single-lost")
 	b.ReportMetric(float64(multi.Lost), "cluster-lost")
+	b.ReportMetric(float64(single.Errors), "single-errors")
+	b.ReportMetric(float64(multi.Errors), "cluster-errors")
 	b.ReportMetric(ms(single.Latency.P99), "single-p99-ms")
 	b.ReportMetric(ms(multi.Latency.P99), "cluster-p99-ms")
 	b.ReportMetric(multi.PerSecond/single.PerSecond, "cluster/single")
@@ -69,9 +73,11 @@ func BenchmarkClusterFanout(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
-// fanoutTurn joins the members at urls (spread over them), warms up, runs
-// one 10 s round and returns its result, closing the connections.
-func fanoutTurn(b *testing.B, cfg load.RoomConfig, urls []string) load.Result {
+// fanoutTurn joins the members at urls (spread over them), waits for the
+// presence events of their joins to be delivered, warms up, runs one
+// 10 s round and returns its result, closing the connections. around, if
+// not nil, is called with the measured round (to count around it).
+func fanoutTurn(b *testing.B, cfg load.RoomConfig, urls []string, around func(measured func())) load.Result {
 	cfg.URLs = urls
 	ctx := context.Background()
 	r, err := load.NewRooms(ctx, &load.Dialer{Timeout: time.Minute}, "fanout", cfg)
@@ -79,9 +85,15 @@ func fanoutTurn(b *testing.B, cfg load.RoomConfig, urls []string) load.Result {
 		b.Fatal(err)
 	}
 	defer r.Close()
+	if !r.Settle(2*time.Second, 5*time.Minute) {
+		b.Fatal("the joins' presence events were still arriving after 5 minutes")
+	}
 	r.Run(ctx, 2*time.Second) // warm-up, not counted below
 	warm := r.Result()
-	r.Run(ctx, 10*time.Second)
+	if around == nil {
+		around = func(measured func()) { measured() }
+	}
+	around(func() { r.Run(ctx, 10*time.Second) })
 	res := r.Result()
 	res.Sent -= warm.Sent
 	res.Received -= warm.Received
@@ -99,6 +111,7 @@ func addResult(a, b load.Result) load.Result {
 	a.Sent += b.Sent
 	a.Received += b.Received
 	a.Lost += b.Lost
+	a.Errors += b.Errors
 	a.PerSecond = (a.PerSecond*(turns-1) + b.PerSecond) / turns
 	a.Latency.P99 = max(a.Latency.P99, b.Latency.P99)
 	return a

@@ -392,3 +392,25 @@ func TestClusterReadmeCommands(t *testing.T) {
 		t.Errorf("the third node's join: %v", j)
 	}
 }
+
+// TestClusterFlagsRefused: a bad -cluster, -node or -cluster-prefix stops
+// moongate run at once with status 2 and says which flag and why.
+func TestClusterFlagsRefused(t *testing.T) {
+	dir := exampleCopy(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-cluster", "http://127.0.0.1:6379"}, "-cluster: a Redis URL starts with redis://"},
+		{[]string{"-cluster", "redis://127.0.0.1:6379", "-node", "a b"}, "-node: a node name is"},
+		{[]string{"-cluster", "redis://127.0.0.1:6379", "-cluster-prefix", "a:b"}, "-cluster-prefix: a prefix is"},
+		{[]string{"-node", "n1"}, "a cluster needs its Redis server: give -cluster URL"},
+	} {
+		cmd := exec.Command(moongateBin, append([]string{"run", "-listen", "127.0.0.1:0"}, tc.args...)...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), tc.want) {
+			t.Errorf("moongate run %q: exit %d (%v), output %q; want 2 and %q", tc.args, code, err, out, tc.want)
+		}
+	}
+}

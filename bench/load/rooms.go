@@ -52,6 +52,24 @@ type Rooms struct {
 	delivered atomic.Int64 // this round's measured deliveries
 	closing   atomic.Bool
 	readers   sync.WaitGroup
+	frames    atomic.Int64 // every frame read, of any kind (see Settle)
+}
+
+// Settle waits until the connections have read nothing for quiet (what
+// joining set off, such as a chat's presence events to every member, has
+// been delivered), or until limit; it reports whether they went quiet.
+func (r *Rooms) Settle(quiet, limit time.Duration) bool {
+	end := time.Now().Add(limit)
+	last, since := r.frames.Load(), time.Now()
+	for time.Now().Before(end) {
+		time.Sleep(quiet / 10)
+		if n := r.frames.Load(); n != last {
+			last, since = n, time.Now()
+		} else if time.Since(since) >= quiet {
+			return true
+		}
+	}
+	return false
 }
 
 // NewRooms opens and joins every connection of cfg; mode names the load
@@ -82,21 +100,29 @@ func NewRooms(ctx context.Context, d *Dialer, mode string, cfg RoomConfig) (*Roo
 		r.roomOf[i] = "room" + strconv.Itoa(k)
 	}
 	prefix := randomNick()
+	// Each connection is read from the moment it has joined: what the
+	// later joins set off (a chat's presence events) must not pile up
+	// unread while the rest dial, or the server rightly drops it as slow.
 	conns, err := DialAll(ctx, d, n, max(cfg.Parallel, 1),
 		func(i int) string { return cfg.Proto.URL(cfg.urlOf(i), r.roomOf[i]) },
-		func(i int, c *Conn) error { return cfg.Proto.Join(c, prefix+strconv.Itoa(i), r.roomOf[i]) },
+		func(i int, c *Conn) error {
+			if err := cfg.Proto.Join(c, prefix+strconv.Itoa(i), r.roomOf[i]); err != nil {
+				return err
+			}
+			r.readers.Add(1)
+			go func() {
+				defer r.readers.Done()
+				r.read(i, c)
+			}()
+			return nil
+		},
 		cfg.Progress)
 	if err != nil {
+		r.closing.Store(true)
+		r.readers.Wait() // DialAll closed the connections
 		return nil, err
 	}
 	r.conns = conns
-	for i, c := range conns {
-		r.readers.Add(1)
-		go func() {
-			defer r.readers.Done()
-			r.read(i, c)
-		}()
-	}
 	return r, nil
 }
 
@@ -143,6 +169,7 @@ func (r *Rooms) read(i int, c *Conn) {
 			}
 			return
 		}
+		r.frames.Add(1)
 		if r.cfg.Proto.IsError(p) {
 			r.stats.Errors.Add(1)
 			continue

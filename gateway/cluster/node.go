@@ -109,15 +109,36 @@ func (n *Node) start() {
 	if err := n.subs.ps.Subscribe(ctx, own); err != nil {
 		n.log.Warn("cluster: subscribe to the node's channel", "err", err)
 	}
-	n.wg.Add(2)
+	beats := make(chan bool, 1) // a heartbeat succeeded; true: after an outage
+	n.wg.Add(3)
 	go func() {
 		defer n.wg.Done()
 		n.subs.receive(ctx, own, func() { n.log.Info("cluster: Redis subscription restored") })
 	}()
 	go func() {
 		defer n.wg.Done()
-		n.heartbeat(ctx)
+		n.heartbeat(ctx, beats)
 	}()
+	go func() {
+		defer n.wg.Done()
+		n.maintain(ctx, beats)
+	}()
+}
+
+// maintain does, after each successful heartbeat, what needs Redis back
+// (afterBeat), on a goroutine of its own: a long cleanup never delays the
+// node's own heartbeat.
+func (n *Node) maintain(ctx context.Context, beats <-chan bool) {
+	for {
+		select {
+		case recovered := <-beats:
+			callCtx, cancel := context.WithTimeout(ctx, reapLockTTL)
+			n.afterBeat(callCtx, recovered)
+			cancel()
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 func (n *Node) ownChannel() string { return n.prefix + "node:" + n.id }
@@ -140,8 +161,8 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')`)
 )
 
 // heartbeat renews the node's liveness every HeartbeatInterval until ctx
-// ends, then withdraws it.
-func (n *Node) heartbeat(ctx context.Context) {
+// ends, then withdraws it; each success is told to beats.
+func (n *Node) heartbeat(ctx context.Context, beats chan bool) {
 	t := time.NewTicker(HeartbeatInterval)
 	defer t.Stop()
 	failing := false
@@ -161,9 +182,17 @@ func (n *Node) heartbeat(ctx context.Context) {
 			n.healthySince.Store(0)
 		} else {
 			recovered := n.healthySince.CompareAndSwap(0, time.Now().UnixNano()) && n.everFailed
-			callCtx, cancel := context.WithTimeout(ctx, reapLockTTL)
-			n.afterBeat(callCtx, recovered)
-			cancel()
+			select {
+			case beats <- recovered:
+			default: // maintain is busy; one beat waits already
+				if recovered { // a recovery must not be missed: it replaces that one
+					select {
+					case <-beats:
+					default:
+					}
+					beats <- true // only this goroutine sends: there is room now
+				}
+			}
 		}
 		n.everFailed = n.everFailed || err != nil
 		select {
