@@ -33,7 +33,7 @@ func (st *state) openStore() {
 	st.setModule("store", map[string]lua.LGFunction{
 		"get": func(L *lua.LState) int {
 			var v any
-			st.storeCall(L, "get", func(ctx context.Context) (err error) {
+			st.sharedCall(L, "store.get", func(ctx context.Context) (err error) {
 				v, _, err = s.Get(ctx, L.CheckString(1))
 				return err
 			})
@@ -48,14 +48,14 @@ func (st *state) openStore() {
 			key, value, o := L.CheckString(1), storeValue(L, 2), setOptions(L, 3)
 			if o.ifValue != nil {
 				var ok bool
-				st.storeCall(L, "set", func(ctx context.Context) (err error) {
+				st.sharedCall(L, "store.set", func(ctx context.Context) (err error) {
 					ok, err = s.SetIf(ctx, key, value, o.ifValue, o.ttl)
 					return err
 				})
 				L.Push(lua.LBool(ok))
 				return 1
 			}
-			st.storeCall(L, "set", func(ctx context.Context) error {
+			st.sharedCall(L, "store.set", func(ctx context.Context) error {
 				return s.Set(ctx, key, value, o.ttl, o.owner)
 			})
 			return 0
@@ -63,7 +63,7 @@ func (st *state) openStore() {
 		"add": func(L *lua.LState) int {
 			key, value, o := L.CheckString(1), storeValue(L, 2), setOptions(L, 3)
 			var ok bool
-			st.storeCall(L, "add", func(ctx context.Context) (err error) {
+			st.sharedCall(L, "store.add", func(ctx context.Context) (err error) {
 				ok, err = s.Add(ctx, key, value, o.ttl, o.owner)
 				return err
 			})
@@ -73,7 +73,7 @@ func (st *state) openStore() {
 		"keys": func(L *lua.LState) int {
 			prefix, limit := L.CheckString(1), L.OptInt(2, store.MaxKeysListed)
 			var keys []string
-			st.storeCall(L, "keys", func(ctx context.Context) (err error) {
+			st.sharedCall(L, "store.keys", func(ctx context.Context) (err error) {
 				keys, err = s.Keys(ctx, prefix, limit)
 				return err
 			})
@@ -88,7 +88,7 @@ func (st *state) openStore() {
 			key := L.CheckString(1)
 			var left time.Duration
 			var ok bool
-			st.storeCall(L, "ttl", func(ctx context.Context) (err error) {
+			st.sharedCall(L, "store.ttl", func(ctx context.Context) (err error) {
 				left, ok, err = s.TTL(ctx, key)
 				return err
 			})
@@ -105,7 +105,7 @@ func (st *state) openStore() {
 		"expire": func(L *lua.LState) int {
 			key, ttl := L.CheckString(1), ttlArg(L, 2)
 			var ok bool
-			st.storeCall(L, "expire", func(ctx context.Context) (err error) {
+			st.sharedCall(L, "store.expire", func(ctx context.Context) (err error) {
 				ok, err = s.Expire(ctx, key, ttl)
 				return err
 			})
@@ -115,7 +115,7 @@ func (st *state) openStore() {
 		"push": func(L *lua.LState) int {
 			key, value, keep := L.CheckString(1), storeValue(L, 2), L.CheckInt(3)
 			var n int
-			st.storeCall(L, "push", func(ctx context.Context) (err error) {
+			st.sharedCall(L, "store.push", func(ctx context.Context) (err error) {
 				n, err = s.Push(ctx, key, value, keep)
 				return err
 			})
@@ -125,7 +125,7 @@ func (st *state) openStore() {
 		"range": func(L *lua.LState) int {
 			key, from, to := L.CheckString(1), L.OptInt(2, 1), L.OptInt(3, -1)
 			var entries []any
-			st.storeCall(L, "range", func(ctx context.Context) (err error) {
+			st.sharedCall(L, "store.range", func(ctx context.Context) (err error) {
 				entries, err = s.Range(ctx, key, from, to)
 				return err
 			})
@@ -142,7 +142,7 @@ func (st *state) openStore() {
 		"hincr": func(L *lua.LState) int {
 			key, field, by := L.CheckString(1), L.CheckString(2), L.OptInt64(3, 1)
 			var n int64
-			st.storeCall(L, "hincr", func(ctx context.Context) (err error) {
+			st.sharedCall(L, "store.hincr", func(ctx context.Context) (err error) {
 				n, err = s.HIncr(ctx, key, field, int64(by))
 				return err
 			})
@@ -152,7 +152,7 @@ func (st *state) openStore() {
 		"incr": func(L *lua.LState) int {
 			key, by, ttl := L.CheckString(1), int64(L.OptInt64(2, 1)), ttlArg(L, 3)
 			var n int64
-			st.storeCall(L, "incr", func(ctx context.Context) (err error) {
+			st.sharedCall(L, "store.incr", func(ctx context.Context) (err error) {
 				n, err = s.Incr(ctx, key, by, ttl)
 				return err
 			})
@@ -167,7 +167,7 @@ func (st *state) openStore() {
 				want = storeValue(L, 2)
 			}
 			var ok bool
-			st.storeCall(L, "del", func(ctx context.Context) (err error) {
+			st.sharedCall(L, "store.del", func(ctx context.Context) (err error) {
 				if conditional {
 					ok, err = s.DeleteIf(ctx, key, want)
 				} else {
@@ -179,12 +179,6 @@ func (st *state) openStore() {
 			return 1
 		},
 	})
-}
-
-// storeCall runs op, one operation named name on the service's store
-// (see sharedCall).
-func (st *state) storeCall(L *lua.LState, name string, op func(context.Context) error) {
-	st.sharedCall(L, "store."+name, op)
 }
 
 // storeValue converts argument n for the store.

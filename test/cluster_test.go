@@ -41,6 +41,77 @@ func startClusterAt(t *testing.T, url string, n int, files map[string]string, en
 	return nodes
 }
 
+// spread logs in one chatter per nick, on the nodes in turn.
+func spread(t *testing.T, nodes []*gatewayProc, nicks ...string) []*chatter {
+	t.Helper()
+	cs := make([]*chatter, len(nicks))
+	for i, nick := range nicks {
+		cs[i] = login(t, nodes[i%len(nodes)].url("/chat"), nick)
+	}
+	return cs
+}
+
+// joinInTurn has each chatter join room, one after the other, each once
+// the join before it is done (its join handler announces the joiner after
+// the reply: a who, answered after it, says it has run), every earlier
+// member hearing each later join. It returns the joined events.
+func joinInTurn(t *testing.T, room string, cs ...*chatter) []event {
+	t.Helper()
+	joined := make([]event, len(cs))
+	for i, c := range cs {
+		joined[i] = c.join(room)
+		c.send(map[string]any{"type": "who", "room": room})
+		c.expect("members")
+		for _, earlier := range cs[:i] {
+			if e := earlier.expect("presence"); e.str("nick") != c.nick || e.str("event") != "join" {
+				t.Fatalf("%s heard %v, want %s's join", earlier.nick, e, c.nick)
+			}
+		}
+	}
+	return joined
+}
+
+// expectOneOrder reads total room messages on each chatter (skip of them
+// already taken on the first) and fails unless each gets every message
+// once and all see them in the same order.
+func expectOneOrder(t *testing.T, cs []*chatter, total, skip int) {
+	t.Helper()
+	var first []string
+	for i, c := range cs {
+		var seq []string
+		seen := map[string]bool{}
+		n := total
+		if i == 0 {
+			n -= skip
+		}
+		for range n {
+			id := c.expect("message").str("id")
+			if seen[id] {
+				t.Fatalf("%s got message %s twice", c.nick, id)
+			}
+			seen[id] = true
+			seq = append(seq, id)
+		}
+		if i == 0 && skip > 0 {
+			continue // its sequence lacks what was taken
+		}
+		if first == nil {
+			first = seq
+		} else if j := firstDifference(first, seq); j >= 0 {
+			t.Fatalf("%s saw message %d as %s, where another member saw %s: members see different orders", c.nick, j, seq[j], first[j])
+		}
+	}
+}
+
+// nicks returns "<prefix>00" ... for n chatters.
+func nicks(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%02d", prefix, i)
+	}
+	return out
+}
+
 // TestClusterNickIsUniqueAcrossNodes: a guest's nick, claimed on one
 // node, is refused on the others (case-insensitively), and free on any
 // node once its holder has gone.
@@ -82,23 +153,10 @@ func TestClusterRateLimitAcrossNodes(t *testing.T) {
 // different node: presence, members, rooms, say and pm all span them.
 func TestClusterChatAcrossNodes(t *testing.T) {
 	nodes := startCluster(t, 3, chatFiles(t, 2, ""))
-	alice := login(t, nodes[0].url("/chat"), "alice")
-	bob := login(t, nodes[1].url("/chat"), "bob")
-	carol := login(t, nodes[2].url("/chat"), "carol")
-	alice.join("lobby")
-	alice.send(map[string]any{"type": "who", "room": "lobby"}) // her join's presence is out
-	alice.expect("members")
-	if j := bob.join("lobby"); joinStrs(j["members"]) != "alice,bob" {
-		t.Fatalf("bob on another node joined with members %v", j["members"])
-	}
-	if e := alice.expect("presence"); e.str("nick") != "bob" || e.str("event") != "join" {
-		t.Fatalf("alice heard %v, want bob's join", e)
-	}
-	carol.join("lobby")
-	for _, c := range []*chatter{alice, bob} {
-		if e := c.expect("presence"); e.str("nick") != "carol" {
-			t.Fatalf("%s heard %v, want carol's join", c.nick, e)
-		}
+	cs := spread(t, nodes, "alice", "bob", "carol")
+	alice, bob, carol := cs[0], cs[1], cs[2]
+	if j := joinInTurn(t, "lobby", cs...); joinStrs(j[1]["members"]) != "alice,bob" {
+		t.Fatalf("bob on another node joined with members %v", j[1]["members"])
 	}
 	carol.send(map[string]any{"type": "rooms"})
 	if rooms := carol.expect("rooms")["rooms"].([]any); len(rooms) != 1 || fmt.Sprint(rooms[0].(map[string]any)["members"]) != "3" {
@@ -135,16 +193,8 @@ func TestClusterChatAcrossNodes(t *testing.T) {
 func TestClusterRoomMessagesExactlyOnceInOneOrder(t *testing.T) {
 	nodes := startCluster(t, 3, chatFiles(t, 2, "    options: {rate_limit: 100000}\n"))
 	const members, senders, says = 50, 6, 20
-	clients := make([]*chatter, members)
-	for i := range clients {
-		clients[i] = login(t, nodes[i%len(nodes)].url("/chat"), fmt.Sprintf("m%02d", i))
-		clients[i].join("order")
-	}
-	for i, c := range clients { // the presence of later joins
-		for range members - 1 - i {
-			c.expect("presence")
-		}
-	}
+	clients := spread(t, nodes, nicks("m", members)...)
+	joinInTurn(t, "order", clients...)
 	done := make(chan struct{})
 	for _, c := range clients[:senders] {
 		go func() {
@@ -157,26 +207,7 @@ func TestClusterRoomMessagesExactlyOnceInOneOrder(t *testing.T) {
 	for range senders {
 		<-done
 	}
-	var first []string
-	for _, c := range clients {
-		var seq []string
-		seen := map[string]bool{}
-		for range senders * says {
-			id := c.expect("message").str("id")
-			if seen[id] {
-				t.Fatalf("%s got message %s twice", c.nick, id)
-			}
-			seen[id] = true
-			seq = append(seq, id)
-		}
-		if first == nil {
-			first = seq
-			continue
-		}
-		if i := firstDifference(first, seq); i >= 0 {
-			t.Fatalf("%s saw message %d as %s, %s saw %s: members see different orders", clients[0].nick, i, first[i], c.nick, seq[i])
-		}
-	}
+	expectOneOrder(t, clients, senders*says, 0)
 	for _, c := range clients {
 		c.quiet()
 	}
@@ -188,17 +219,9 @@ func TestClusterRoomMessagesExactlyOnceInOneOrder(t *testing.T) {
 // again); the surviving nodes' clients notice nothing else.
 func TestClusterNodeKilled(t *testing.T) {
 	nodes := startCluster(t, 3, chatFiles(t, 2, ""))
-	alice := login(t, nodes[0].url("/chat"), "alice")
-	bob := login(t, nodes[1].url("/chat"), "bob")
-	carol := login(t, nodes[2].url("/chat"), "carol")
-	alice.join("lobby")
-	alice.send(map[string]any{"type": "who", "room": "lobby"})
-	alice.expect("members")
-	bob.join("lobby")
-	alice.expect("presence")
-	carol.join("lobby")
-	alice.expect("presence")
-	bob.expect("presence")
+	cs := spread(t, nodes, "alice", "bob", "carol")
+	alice, bob := cs[0], cs[1]
+	joinInTurn(t, "lobby", cs...)
 
 	killed := time.Now()
 	nodes[2].kill()
@@ -242,13 +265,9 @@ func (g *gatewayProc) restart(t *testing.T) *gatewayProc {
 // again, serves as before.
 func TestClusterNodeRestartRecovery(t *testing.T) {
 	nodes := startCluster(t, 3, chatFiles(t, 2, ""))
-	alice := login(t, nodes[0].url("/chat"), "alice")
-	bob := login(t, nodes[1].url("/chat"), "bob")
-	alice.join("lobby")
-	alice.send(map[string]any{"type": "who", "room": "lobby"})
-	alice.expect("members")
-	bob.join("lobby")
-	alice.expect("presence")
+	cs := spread(t, nodes, "alice", "bob")
+	alice, bob := cs[0], cs[1]
+	joinInTurn(t, "lobby", cs...)
 	alice.send(map[string]any{"type": "say", "room": "lobby", "text": "m1"})
 	alice.expect("message")
 	last := bob.expect("message").str("id")
@@ -294,16 +313,8 @@ func TestClusterReloadOneNodeUnderLoad(t *testing.T) {
 	files := chatFiles(t, 2, "    options: {rate_limit: 100000}\n")
 	nodes := startCluster(t, 3, files)
 	const members, senders = 30, 6
-	clients := make([]*chatter, members)
-	for i := range clients {
-		clients[i] = login(t, nodes[i%len(nodes)].url("/chat"), fmt.Sprintf("m%02d", i))
-		clients[i].join("load")
-	}
-	for i, c := range clients {
-		for range members - 1 - i {
-			c.expect("presence")
-		}
-	}
+	clients := spread(t, nodes, nicks("m", members)...)
+	joinInTurn(t, "load", clients...)
 	// The senders say until the reload is done, and 20 more each.
 	reloaded := make(chan struct{})
 	counts := make(chan int, senders)
@@ -334,30 +345,7 @@ func TestClusterReloadOneNodeUnderLoad(t *testing.T) {
 		total += <-counts
 	}
 	t.Logf("%d messages said, the reload among them", total)
-	var first []string
-	for i, c := range clients {
-		seq := make([]string, 0, total)
-		if i == 0 {
-			seq = append(seq, "") // the one taken above
-		}
-		seen := map[string]bool{}
-		for len(seq) < total {
-			id := c.expect("message").str("id")
-			if seen[id] {
-				t.Fatalf("%s got %s twice", c.nick, id)
-			}
-			seen[id] = true
-			seq = append(seq, id)
-		}
-		if i == 0 {
-			continue
-		}
-		if first == nil {
-			first = seq
-		} else if j := firstDifference(first, seq); j >= 0 {
-			t.Fatalf("members see different orders from message %d", j)
-		}
-	}
+	expectOneOrder(t, clients, total, 1)
 	for _, g := range nodes[1:] {
 		if n := g.logs.count(`"script reloaded"`); n != 0 {
 			t.Errorf("a node whose files did not change reloaded %d times", n)
@@ -376,13 +364,9 @@ func TestClusterReadmeCommands(t *testing.T) {
 	for range 3 {
 		nodes = append(nodes, startGatewayIn(t, dir, "-listen", "127.0.0.1:0", "-cluster", clustertest.URL(), "-cluster-prefix", ns, "-log-format", "json"))
 	}
-	alice := login(t, nodes[0].url("/chat"), "alice")
-	bob := login(t, nodes[1].url("/chat"), "bob")
-	alice.join("lobby")
-	alice.send(map[string]any{"type": "who", "room": "lobby"})
-	alice.expect("members")
-	bob.join("lobby")
-	alice.expect("presence")
+	cs := spread(t, nodes, "alice", "bob")
+	alice, bob := cs[0], cs[1]
+	joinInTurn(t, "lobby", cs...)
 	bob.send(map[string]any{"type": "say", "room": "lobby", "text": "hi from 8082"})
 	if e := alice.expect("message"); e.str("text") != "hi from 8082" {
 		t.Fatalf("alice got %v", e)
