@@ -136,11 +136,23 @@ func TestHTTPHandlerHostAndLimits(t *testing.T) {
 			t.Errorf("%s with a foreign Host: %d, want 421", path, status)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// The one connection: once the requests above have let theirs go (a
+	// 421 closes its connection, which a loaded machine may not have
+	// seen through yet: until then the dial gets 503, and tries again).
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws://"+addr+"/svc", nil) // takes the one connection
-	if err != nil {
-		t.Fatal(err)
+	var c *websocket.Conn
+	for {
+		var resp *http.Response
+		var err error
+		c, resp, err = websocket.Dial(ctx, "ws://"+addr+"/svc", nil)
+		if err == nil {
+			break
+		}
+		if resp == nil || resp.StatusCode != http.StatusServiceUnavailable || ctx.Err() != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	defer c.CloseNow()
 	for _, path := range []string{"/svc", "/svc/a"} {

@@ -210,7 +210,7 @@ func (n *Node) heartbeat(ctx context.Context, beats chan bool) {
 // publish what the outbox holds and register anew what the node holds;
 // then clean up after dead nodes.
 func (n *Node) afterBeat(ctx context.Context, recovered bool) {
-	if err := n.outbox.flush(ctx); err != nil {
+	if err := n.outbox.flush(ctx, n.rdb); err != nil {
 		return // still failing: next time
 	}
 	if recovered {

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/moongate/moongate/gateway/hub"
@@ -68,24 +69,49 @@ func (o *outbox) len() int {
 	return len(o.items)
 }
 
-// flush publishes what waits, in order, stopping at the first failure.
-func (o *outbox) flush(ctx context.Context) error {
+// flushBatch is how many waiting publications one round trip carries.
+const flushBatch = 256
+
+// flush publishes what waits, in order, flushBatch at a time in one
+// pipeline (one connection: Redis runs them in order), stopping at the
+// first failure; what failed stays, first in line.
+func (o *outbox) flush(ctx context.Context, rdb *redis.Client) error {
+	if o.len() == 0 {
+		return nil
+	}
+	if err := publishScript.Load(ctx, rdb).Err(); err != nil {
+		return err
+	}
 	for {
 		o.mu.Lock()
-		if len(o.items) == 0 {
-			o.mu.Unlock()
+		batch := o.items[:min(len(o.items), flushBatch)]
+		o.mu.Unlock()
+		if len(batch) == 0 {
 			return nil
 		}
-		p := o.items[0]
-		o.mu.Unlock()
-		if _, err := p.r.publishNow(ctx, p.room, p.msg, true); err != nil {
-			return err
+		pipe := rdb.Pipeline()
+		for _, p := range batch {
+			p.r.publishIn(ctx, pipe, p.room, p.msg, true)
+		}
+		cmds, _ := pipe.Exec(ctx)
+		done := 0
+		for _, cmd := range cmds {
+			if cmd.Err() != nil {
+				break
+			}
+			done++
 		}
 		o.mu.Lock()
-		o.items[0] = pending{}
-		o.items = o.items[1:]
-		o.bytes -= len(p.msg.Data)
+		for _, p := range o.items[:done] {
+			o.bytes -= len(p.msg.Data)
+			p.r.node.published.Inc()
+		}
+		clear(o.items[:done])
+		o.items = o.items[done:]
 		o.mu.Unlock()
+		if done < len(batch) {
+			return fmt.Errorf("cluster: outbox flush: %w", cmds[done].Err())
+		}
 	}
 }
 

@@ -370,7 +370,7 @@ func (r *Rooms) RoomsOf(ctx context.Context, m hub.Member) ([]string, error) {
 // kept in the outbox (see outage.go); the count is then of those members.
 func (r *Rooms) Publish(ctx context.Context, room string, msg hub.Message) (int, error) {
 	if r.node.outbox.len() == 0 {
-		n, err := r.publishNow(ctx, room, msg, false)
+		n, err := r.publishNow(ctx, room, msg)
 		if !unreachable(err) {
 			return n, err
 		}
@@ -380,23 +380,33 @@ func (r *Rooms) Publish(ctx context.Context, room string, msg hub.Message) (int,
 	return n, nil
 }
 
-// publishNow runs the publish script for msg. deliveredHere marks a
-// publication from the outbox, which this node's members had already.
-func (r *Rooms) publishNow(ctx context.Context, room string, msg hub.Message, deliveredHere bool) (int, error) {
-	origin := r.node.id
-	if deliveredHere {
-		origin += deliveredMark
-	}
-	keep := min(max(msg.Keep, 0), hub.MaxHistory)
-	res, err := publishScript.Run(ctx, r.node.rdb, []string{
-		r.roomKey(room, "seq"), r.channel(room), r.roomKey(room, "m"), r.roomKey(room, "h"),
-	}, origin, msg.Except, int(msg.Op), msg.Data, keep, HistoryTTL.Milliseconds()).Slice()
+// publishNow runs the publish script for msg and returns how many
+// members it is for.
+func (r *Rooms) publishNow(ctx context.Context, room string, msg hub.Message) (int, error) {
+	res, err := r.publishIn(ctx, r.node.rdb, room, msg, false).Slice()
 	if err != nil || len(res) != 2 {
 		return 0, fmt.Errorf("cluster: publish to %q: %w", room, err)
 	}
 	r.node.published.Inc()
 	n, _ := res[1].(int64)
 	return int(n), nil
+}
+
+// publishIn runs the publish script for msg through s (the client, or a
+// pipeline). deliveredHere marks a publication from the outbox, which this
+// node's members had already.
+func (r *Rooms) publishIn(ctx context.Context, s redis.Scripter, room string, msg hub.Message, deliveredHere bool) *redis.Cmd {
+	origin := r.node.id
+	if deliveredHere {
+		origin += deliveredMark
+	}
+	keep := min(max(msg.Keep, 0), hub.MaxHistory)
+	keys := []string{r.roomKey(room, "seq"), r.channel(room), r.roomKey(room, "m"), r.roomKey(room, "h")}
+	args := []any{origin, msg.Except, int(msg.Op), msg.Data, keep, HistoryTTL.Milliseconds()}
+	if deliveredHere { // in a pipeline: the script is loaded (flush)
+		return publishScript.EvalSha(ctx, s, keys, args...)
+	}
+	return publishScript.Run(ctx, s, keys, args...)
 }
 
 // deliveredMark follows the origin of a publication its node delivered to
