@@ -64,7 +64,27 @@ func (st *state) openRooms() {
 			if opts.RawGetString("kind") == lua.LString("binary") {
 				msg.Op = ws.OpBinary
 			}
+			if v := opts.RawGetString("number"); v != lua.LNil {
+				msg.Number = reservedNumber(L, v)
+			}
 			L.Push(lua.LNumber(st.publish(L, "rooms.publish", room, msg)))
+			if msg.Number != 0 {
+				st.published(room, msg.Number)
+			}
+			return 1
+		},
+		"reserve": func(L *lua.LState) int {
+			room, after := checkRoom(L, 1), L.OptNumber(2, 0)
+			if after < 0 || after > maxNumber || after != lua.LNumber(uint64(after)) {
+				L.ArgError(2, "after must be a whole number from 0 to 2^53")
+			}
+			var n uint64
+			st.sharedCall(L, "rooms.reserve", func(ctx context.Context) (err error) {
+				n, err = rs.Reserve(ctx, room, uint64(after))
+				return err
+			})
+			st.reserved(room, n)
+			L.Push(lua.LNumber(n))
 			return 1
 		},
 		"broadcast": func(L *lua.LState) int {

@@ -332,6 +332,7 @@ func (st *state) callDirect(kind eventKind, args ...lua.LValue) error {
 	}
 	st.cur = st.main
 	err := st.protectedCall(st.main, fn, 0, args...)
+	st.giveUpReserved(st.main)
 	st.cur = nil
 	if err != nil {
 		st.report(eventNames[kind], nil, err)

@@ -256,6 +256,7 @@ func (st *state) invoke(kind eventKind, c *client.Client, fn *lua.LFunction, nre
 	prev := st.cur
 	st.cur = r
 	err := st.protectedCall(r, fn, nret, args...)
+	st.giveUpReserved(r)
 	st.cur = prev
 	if err == nil {
 		for i := range rets {

@@ -52,6 +52,9 @@ type runner struct {
 	client *client.Client     // whose event the handler handles; nil for a timer
 	used   time.Duration      // CPU time the handler used in the slices before this one
 	baton  chan struct{}      // the state handed back, when the call it waited on is done
+	// reserved are the room numbers the handler reserved and has not
+	// published yet (reservations.go).
+	reserved []reservation
 }
 
 // newRunner returns a runner on L with a fresh context.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -90,6 +91,9 @@ func expectOneOrder(t *testing.T, cs []*chatter, total, skip int) {
 				t.Fatalf("%s got message %s twice", c.nick, id)
 			}
 			seen[id] = true
+			if len(seq) > 0 && idNumber(t, id) <= idNumber(t, seq[len(seq)-1]) {
+				t.Fatalf("%s got message %s after %s: ids must increase within a room", c.nick, id, seq[len(seq)-1])
+			}
 			seq = append(seq, id)
 		}
 		if i == 0 && skip > 0 {
@@ -101,6 +105,17 @@ func expectOneOrder(t *testing.T, cs []*chatter, total, skip int) {
 			t.Fatalf("%s saw message %d as %s, where another member saw %s: members see different orders", c.nick, j, seq[j], first[j])
 		}
 	}
+}
+
+// idNumber returns the number of a chat message id: the id itself with a
+// database, what follows the start time ("<start>-<n>") without.
+func idNumber(t *testing.T, id string) uint64 {
+	t.Helper()
+	n, err := strconv.ParseUint(id[strings.LastIndex(id, "-")+1:], 10, 64)
+	if err != nil {
+		t.Fatalf("message id %q: %v", id, err)
+	}
+	return n
 }
 
 // nicks returns "<prefix>00" ... for n chatters.
@@ -189,7 +204,8 @@ func TestClusterChatAcrossNodes(t *testing.T) {
 // TestClusterRoomMessagesExactlyOnceInOneOrder: 50 members spread over
 // three nodes, 6 of them (two on each node) saying 20 messages each at
 // once: every member gets every message exactly once, and all members in
-// the same order (Redis numbers each room's messages).
+// the same order (Redis numbers each room's messages), and their ids
+// increase in that order.
 func TestClusterRoomMessagesExactlyOnceInOneOrder(t *testing.T) {
 	nodes := startCluster(t, 3, chatFiles(t, 2, "    options: {rate_limit: 100000}\n"))
 	const members, senders, says = 50, 6, 20

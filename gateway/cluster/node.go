@@ -223,6 +223,11 @@ func (n *Node) afterBeat(ctx context.Context, recovered bool) {
 		}
 		n.log.Info("cluster: state registered anew after the outage")
 	}
+	for _, r := range n.servicesNow() {
+		if err := r.releaseQueues(ctx); err != nil {
+			n.log.Debug("cluster: releasing room queues failed; will retry", "endpoint", r.path, "err", err)
+		}
+	}
 	n.reapDead(ctx)
 }
 

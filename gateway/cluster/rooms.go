@@ -30,8 +30,12 @@ const HistoryTTL = 7 * 24 * time.Hour
 //	S cr:<id>       set: the rooms the client is in
 //	S n:<node>      set: the ids of the node's clients
 //	S r:<room>:m    hash: member id -> "<node>\n<join order>\n<user>"
-//	S r:<room>:seq  the number of the room's last message
+//	S r:<room>:seq  the number of the room's last message sent
 //	S r:<room>:h    list: the room's history, "<number>\n<entry>"
+//	S r:<room>:q    sorted set, S r:<room>:p hash: numbered messages
+//	                waiting (numbers.go)
+//	S num           the counter numbering the service's room messages
+//	S queued        set: the rooms with messages waiting
 //	S rooms         hash: room -> member count
 //	S joins         the join order counter
 //
@@ -99,24 +103,6 @@ if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('SREM', KEYS[2], ARGV[2])
 if redis.call('HINCRBY', KEYS[3], ARGV[2], -1) <= 0 then redis.call('HDEL', KEYS[3], ARGV[2]) end
 return 1`)
-
-	// publishScript: KEYS seq, channel, members, history; ARGV origin
-	// node, except id, opcode, data, keep, history ttl ms. Numbers the
-	// message, keeps it when asked, publishes it once, and returns {its
-	// number, how many members it is for}.
-	publishScript = redis.NewScript(`
-local seq = redis.call('INCR', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-local keep = tonumber(ARGV[5])
-if keep > 0 then
-  redis.call('RPUSH', KEYS[4], seq .. '\n' .. ARGV[4])
-  redis.call('LTRIM', KEYS[4], -keep, -1)
-  redis.call('PEXPIRE', KEYS[4], ARGV[6])
-end
-redis.call('PUBLISH', KEYS[2], ARGV[1] .. '\n' .. seq .. '\n' .. ARGV[2] .. '\n' .. ARGV[3] .. '\n' .. ARGV[4])
-local n = redis.call('HLEN', KEYS[3])
-if ARGV[2] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[2]) == 1 then n = n - 1 end
-return {seq, n}`)
 )
 
 // Add registers c on this node and in Redis.
@@ -390,23 +376,6 @@ func (r *Rooms) publishNow(ctx context.Context, room string, msg hub.Message) (i
 	r.node.published.Inc()
 	n, _ := res[1].(int64)
 	return int(n), nil
-}
-
-// publishIn runs the publish script for msg through s (the client, or a
-// pipeline). deliveredHere marks a publication from the outbox, which this
-// node's members had already.
-func (r *Rooms) publishIn(ctx context.Context, s redis.Scripter, room string, msg hub.Message, deliveredHere bool) *redis.Cmd {
-	origin := r.node.id
-	if deliveredHere {
-		origin += deliveredMark
-	}
-	keep := min(max(msg.Keep, 0), hub.MaxHistory)
-	keys := []string{r.roomKey(room, "seq"), r.channel(room), r.roomKey(room, "m"), r.roomKey(room, "h")}
-	args := []any{origin, msg.Except, int(msg.Op), msg.Data, keep, HistoryTTL.Milliseconds()}
-	if deliveredHere { // in a pipeline: the script is loaded (flush)
-		return publishScript.EvalSha(ctx, s, keys, args...)
-	}
-	return publishScript.Run(ctx, s, keys, args...)
 }
 
 // deliveredMark follows the origin of a publication its node delivered to

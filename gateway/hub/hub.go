@@ -26,6 +26,7 @@ type Hub struct {
 	rooms   map[string]*room
 	seq     uint64
 	history histories
+	numbers numbering
 }
 
 // room is one room's members and the lock that orders what is sent to it.

@@ -35,6 +35,7 @@ type Message struct {
 	Frame  []byte // Data encoded as one frame, once, by the caller
 	Except string // the id of a client not to send it to; "" for none
 	Keep   int    // > 0: keep it in the room's history, with the last Keep entries
+	Number uint64 // > 0: the number reserved for it (Rooms.Reserve); 0: none
 }
 
 // ErrRemote: the operation needs a client connected to this node.
@@ -75,6 +76,15 @@ type Rooms interface {
 	// Publish sends msg to every member of room (on every node), in the
 	// room's one order, and returns to how many members it was sent.
 	Publish(ctx context.Context, room string, msg Message) (int, error)
+	// Reserve returns the number of a message to come in room: greater
+	// than every number the service gave before (on every node), and than
+	// after. The room's messages go out in the order of their numbers: one
+	// published with a number (Message.Number) waits until every number
+	// reserved before it in the room is published or given up.
+	Reserve(ctx context.Context, room string, after uint64) (uint64, error)
+	// GiveUp gives up the number n reserved in room: the messages waiting
+	// for it go out.
+	GiveUp(ctx context.Context, room string, n uint64) error
 	// History returns room's last n history entries (all when n < 0).
 	History(ctx context.Context, room string, n int) ([]string, error)
 	// Send queues data to m (a client on another node; a local one is
@@ -152,11 +162,16 @@ func (l local) RoomsOf(_ context.Context, m Member) ([]string, error) {
 }
 
 func (l local) Publish(_ context.Context, room string, msg Message) (int, error) {
-	var except *client.Client
-	if msg.Except != "" {
-		except = l.h.Client(msg.Except)
-	}
-	return l.h.Publish(room, msg.Frame, msg.Data, except, msg.Keep), nil
+	return l.h.publishMessage(room, msg)
+}
+
+func (l local) Reserve(_ context.Context, room string, after uint64) (uint64, error) {
+	return l.h.Reserve(room, after), nil
+}
+
+func (l local) GiveUp(_ context.Context, room string, n uint64) error {
+	l.h.GiveUp(room, n)
+	return nil
 }
 
 func (l local) History(_ context.Context, room string, n int) ([]string, error) {

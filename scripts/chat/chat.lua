@@ -220,43 +220,39 @@ end
 
 -- ids and durable history ----------------------------------------------------
 --
+-- A message's id is the number rooms.reserve gives it: greater than every
+-- number the service gave before (on every node of a cluster), and a
+-- room's messages reach everyone in the order of their numbers, so ids
+-- increase within a room in the order its members receive them.
+--
 -- With a database granted to the endpoint (the first of its databases:),
--- every room message is stored there before anyone receives it: after a
--- restart a join still returns the room's last HISTORY messages. Ids are
--- handed out from blocks reserved in the database (chat_seq holds the top
--- of the last block; the store holds the last id given and the top known,
--- shared by the states), so new ids are greater than every id issued
--- before a restart, for one write per ID_BLOCK ids. Without a database,
--- history lasts as long as the process, and ids carry the start time as a
--- prefix so that they never repeat across restarts.
+-- every room message is stored there under its id before anyone receives
+-- it: after a restart a join still returns the room's last HISTORY
+-- messages, and the numbering starts above every stored id. Without a
+-- database, history lasts as long as the process, and ids carry the start
+-- time as a prefix so that they never repeat across restarts.
 
 local DB = service.databases[1]
-local ID_BLOCK = 1000
-local RESERVE = "UPDATE chat_seq SET value = value + " .. ID_BLOCK .. " WHERE name = 'message' RETURNING value"
+local INSERT = "INSERT INTO chat_messages (id, room, body) VALUES (?, ?, ?)"
 
 local function create_schema()
-  db.exec(DB, "CREATE TABLE IF NOT EXISTS chat_seq (name TEXT PRIMARY KEY, value BIGINT NOT NULL)")
-  db.exec(DB, "INSERT INTO chat_seq (name, value) VALUES ('message', 0) ON CONFLICT (name) DO NOTHING")
   db.exec(DB, "CREATE TABLE IF NOT EXISTS chat_messages (id BIGINT PRIMARY KEY, room TEXT NOT NULL, body TEXT NOT NULL)")
   db.exec(DB, "CREATE INDEX IF NOT EXISTS chat_messages_room ON chat_messages (room, id)")
 end
 
--- reserve takes the next block of ids in the database and makes its top
--- the store's chat:top, unless another state raised it higher meanwhile.
-local function reserve()
-  local top = db.query(DB, RESERVE)[1].value
-  repeat
-    local known = store.get("chat:top")
-  until (known or 0) >= top or store.set("chat:top", top, { if_value = known })
+-- raise_numbers makes every number given from now on greater than every
+-- stored id, and returns that top (the reservation it makes is given up
+-- when the handler returns).
+local function raise_numbers(room)
+  local top = db.query(DB, "SELECT COALESCE(MAX(id), 0) AS top FROM chat_messages")[1].top
+  return rooms.reserve(room, top)
 end
 
--- recover runs once per process (a reload finds it done): it starts the
--- ids above every id given before, and puts each room's last stored
--- messages back into the room's history.
+-- recover puts each room's last stored messages back into the room's
+-- history, once per process (a reload finds it done; in a cluster, once
+-- for all the nodes).
 local function recover()
   if not store.add("chat:recovered", true) then return end
-  reserve()
-  store.set("chat:seq", store.get("chat:top") - ID_BLOCK)
   local rows = db.query(DB, [[SELECT room, body FROM (
       SELECT room, body, id, ROW_NUMBER() OVER (PARTITION BY room ORDER BY id DESC) AS n FROM chat_messages
     ) AS recent WHERE n <= ? ORDER BY id]], HISTORY)
@@ -265,30 +261,44 @@ local function recover()
   end
 end
 
-local function next_id()
-  if not DB then
-    return store.get("chat:epoch") .. "-" .. store.incr("chat:seq")
+-- epoch is the id prefix without a database: the time the first state
+-- of the process (or of the cluster) started.
+local function epoch()
+  local at = store.get("chat:epoch")
+  if at then return at end
+  store.add("chat:epoch", tostring(clock.millis()))
+  return store.get("chat:epoch")
+end
+
+local function id_text(n)
+  if DB then return tostring(n) end
+  return epoch() .. "-" .. n
+end
+
+-- store_message stores a message numbered n; if the numbering fell
+-- below the stored ids (a cluster's Redis came back empty) it raises the
+-- numbering once and stores it under a new number. It returns the
+-- number and the body stored.
+local function store_message(room, message, n)
+  message.id = id_text(n)
+  local body = json.encode(message)
+  if DB and not pcall(db.exec, DB, INSERT, n, room, body) then
+    n = raise_numbers(room)
+    message.id = id_text(n)
+    body = json.encode(message)
+    db.exec(DB, INSERT, n, room, body)
   end
-  local id = store.incr("chat:seq")
-  while id > store.get("chat:top") do
-    reserve()
-  end
-  return tostring(id)
+  return n, body
 end
 
 -- publish gives message an id and sends it to the room, keeping it in the
 -- room's history; with a database, only once it is stored there. It
 -- returns false and the error when the message could not be stored.
 local function publish(room, message)
-  local ok, err = pcall(function()
-    message.id = next_id()
-    local body = json.encode(message)
-    if DB then
-      db.exec(DB, "INSERT INTO chat_messages (id, room, body) VALUES (?, ?, ?)", tonumber(message.id), room, body)
-    end
-    rooms.publish(room, body, { history = HISTORY })
+  return pcall(function()
+    local n, body = store_message(room, message, rooms.reserve(room))
+    rooms.publish(room, body, { history = HISTORY, number = n })
   end)
-  return ok, err
 end
 
 -- requests -----------------------------------------------------------------
@@ -467,13 +477,14 @@ function requests.pm(client, msg, nick)
     return fail(client, "no_such_user", "nobody is called " .. msg.to, "pm")
   end
   if not check_text(client, msg.text, "pm") then return end
-  local ok, id = pcall(next_id)
+  local ok, n = pcall(rooms.reserve, box)
   if not ok then
-    log.error("chat: no id for a pm", { err = tostring(id) })
+    log.error("chat: no id for a pm", { err = tostring(n) })
     return fail(client, "unavailable", "the message could not be sent; try again", "pm")
   end
-  local pm = json.encode({ type = "pm", from = nick, to = to:get("nick"), text = msg.text, ts = clock.millis(), id = id })
-  rooms.broadcast(box, pm) -- every connection of the addressee
+  local pm = json.encode({ type = "pm", from = nick, to = to:get("nick"), text = msg.text, ts = clock.millis(),
+    id = id_text(n) })
+  rooms.publish(box, pm, { number = n }) -- every connection of the addressee
   if box ~= inbox(nick) then
     rooms.broadcast(inbox(nick), pm) -- and of the sender
   end
@@ -547,9 +558,9 @@ function chat.http(req)
 end
 
 function chat.start()
-  store.add("chat:epoch", tostring(clock.millis())) -- once per process: kept across reloads
   if DB then
     create_schema()
+    raise_numbers("~ids")
     recover()
   end
 end
