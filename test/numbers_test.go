@@ -95,7 +95,7 @@ func (g *gates) open(name string) { close(g.gate(name)) }
 // allowed to call the gates.
 func numberedFiles(g *gates) map[string]string {
 	return map[string]string{
-		"n.lua": numberedScript,
+		"n.lua":       numberedScript,
 		"config.yaml": "endpoints:\n  - path: /n\n    script: n.lua\n    http:\n      allow: [\"" + g.URL + "/\"]\n      timeout: 60s\n",
 	}
 }
