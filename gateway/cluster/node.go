@@ -44,12 +44,16 @@ type Node struct {
 
 	mu       sync.Mutex
 	services map[string]*Rooms // by endpoint path: where other nodes' messages for a client go
+	stores   map[string]*Store // by endpoint path
 
 	published    prometheus.Counter // room messages published (one Redis call each)
 	healthySince atomic.Int64       // unix ns since heartbeats succeed without a break; 0 while they fail
 	outbox       outbox             // publications waiting for Redis (outage.go)
 
 	everFailed bool // a heartbeat has failed (heartbeat's own)
+	beaten     bool // a heartbeat has succeeded (heartbeat's own)
+	flushHeld  bool // the outbox waits for the next beat (maintain's own)
+	resyncDue  bool // the node's state must be registered anew (maintain's own)
 	stop       context.CancelFunc
 	wg         sync.WaitGroup // the node's goroutines: receiving, heartbeat
 }
@@ -146,12 +150,13 @@ func (n *Node) nodesKey() string   { return n.prefix + "nodes" }
 
 var (
 	// heartbeatScript: KEYS nodes; ARGV ttl ms, name. Scores are deadlines
-	// on Redis's clock, so the nodes' own clocks never matter.
+	// on Redis's clock, so the nodes' own clocks never matter. Returns 1
+	// when Redis did not list the node (its first beat, or Redis lost its
+	// state: restarted empty, or the node was taken for dead).
 	heartbeatScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
-return now`)
+return redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])`)
 
 	// liveNodesScript: KEYS nodes. The nodes whose deadline has not passed.
 	liveNodesScript = redis.NewScript(`
@@ -168,8 +173,13 @@ func (n *Node) heartbeat(ctx context.Context, beats chan bool) {
 	failing := false
 	for {
 		callCtx, cancel := context.WithTimeout(ctx, CallTimeout)
-		err := heartbeatScript.Run(callCtx, n.rdb, []string{n.nodesKey()}, NodeTTL.Milliseconds(), n.id).Err()
+		added, err := heartbeatScript.Run(callCtx, n.rdb, []string{n.nodesKey()}, NodeTTL.Milliseconds(), n.id).Int()
 		cancel()
+		forgotten := err == nil && added == 1 && n.beaten // Redis lost what the node registered
+		if forgotten {
+			n.log.Warn("cluster: Redis no longer lists this node (restarted empty?); registering anew")
+		}
+		n.beaten = n.beaten || err == nil
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
 			n.log.Warn("cluster: Redis unreachable; serving local clients", "err", err)
@@ -181,7 +191,7 @@ func (n *Node) heartbeat(ctx context.Context, beats chan bool) {
 		if err != nil {
 			n.healthySince.Store(0)
 		} else {
-			recovered := n.healthySince.CompareAndSwap(0, time.Now().UnixNano()) && n.everFailed
+			recovered := n.healthySince.CompareAndSwap(0, time.Now().UnixNano()) && n.everFailed || forgotten
 			select {
 			case beats <- recovered:
 			default: // maintain is busy; one beat waits already
@@ -207,13 +217,13 @@ func (n *Node) heartbeat(ctx context.Context, beats chan bool) {
 }
 
 // afterBeat does what a successful heartbeat allows: after an outage,
-// publish what the outbox holds and register anew what the node holds;
-// then clean up after dead nodes.
+// register anew what the node holds, and publish what the outbox holds
+// at the next beat (by then every node has subscribed again to its rooms,
+// which it does within a quarter of a second of Redis answering); then
+// move on stuck room queues and clean up after dead nodes.
 func (n *Node) afterBeat(ctx context.Context, recovered bool) {
-	if err := n.outbox.flush(ctx, n.rdb); err != nil {
-		return // still failing: next time
-	}
-	if recovered {
+	n.resyncDue = n.resyncDue || recovered
+	if n.resyncDue {
 		for _, r := range n.servicesNow() {
 			if err := r.resync(ctx); err != nil {
 				n.log.Warn("cluster: resync after the outage failed; will retry", "endpoint", r.path, "err", err)
@@ -221,7 +231,20 @@ func (n *Node) afterBeat(ctx context.Context, recovered bool) {
 				return
 			}
 		}
+		for _, st := range n.storesNow() {
+			if err := st.Reclaim(ctx); err != nil {
+				n.log.Warn("cluster: keys bound to clients not set again; will retry", "err", err)
+				n.healthySince.Store(0)
+				return
+			}
+		}
 		n.log.Info("cluster: state registered anew after the outage")
+		n.resyncDue, n.flushHeld = false, true
+		return
+	}
+	n.flushHeld = false
+	if err := n.outbox.flush(ctx, n.rdb); err != nil {
+		return // still failing: next time
 	}
 	for _, r := range n.servicesNow() {
 		if err := r.releaseQueues(ctx); err != nil {
@@ -344,7 +367,32 @@ func (n *Node) Redis() *redis.Client { return n.rdb }
 func (n *Node) servicePrefix(path string) string { return n.prefix + path + ":" }
 
 // Store returns the shared store of the service at endpoint path.
-func (n *Node) Store(path string) *Store { return NewStore(n.rdb, n.servicePrefix(path)) }
+// The same Store is returned for a path each time (it remembers the keys
+// bound to the node's clients, see held.go).
+func (n *Node) Store(path string) *Store {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if st := n.stores[path]; st != nil {
+		return st
+	}
+	if n.stores == nil {
+		n.stores = make(map[string]*Store)
+	}
+	st := NewStore(n.rdb, n.servicePrefix(path))
+	n.stores[path] = st
+	return st
+}
+
+// storesNow returns the node's stores.
+func (n *Node) storesNow() []*Store {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]*Store, 0, len(n.stores))
+	for _, st := range n.stores {
+		out = append(out, st)
+	}
+	return out
+}
 
 // Close withdraws the node from the cluster, stops its goroutines and
 // disconnects from Redis. The services using it must have stopped.

@@ -133,6 +133,7 @@ func (r *Rooms) deliverHere(room string, msg hub.Message) int {
 // still lists for this node but that are gone are removed, with the keys
 // bound to them.
 func (r *Rooms) resync(ctx context.Context) error {
+	r.local.ForgetNumbers() // an empty Redis numbers from 1 again
 	ids, err := r.node.rdb.SMembers(ctx, r.nodeClients(r.node.id)).Result()
 	if err != nil {
 		return err

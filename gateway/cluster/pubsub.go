@@ -88,8 +88,12 @@ func (s *subscriptions) drop(channel string) {
 	}
 }
 
+// maxResubscribeWait bounds the wait between attempts to receive again
+// after an error: a node subscribes again within it once Redis answers.
+const maxResubscribeWait = 250 * time.Millisecond
+
 // receive hands every message to its channel's handler until ctx ends.
-// After an error it waits (backing off up to a second) and receives
+// After an error it waits (backing off up to maxResubscribeWait) and receives
 // again, which reconnects and resubscribes; reconnected is called each
 // time the node's own channel is confirmed again.
 func (s *subscriptions) receive(ctx context.Context, own string, reconnected func()) {
@@ -106,7 +110,7 @@ func (s *subscriptions) receive(ctx context.Context, own string, reconnected fun
 			case <-ctx.Done():
 				return
 			}
-			backoff = min(2*backoff, time.Second)
+			backoff = min(2*backoff, maxResubscribeWait)
 			continue
 		}
 		backoff = 10 * time.Millisecond

@@ -27,6 +27,7 @@ import (
 type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
+	held   heldKeys // the keys bound to clients this store set (held.go)
 }
 
 var _ store.KV = (*Store)(nil)
@@ -216,6 +217,9 @@ func (s *Store) set(ctx context.Context, key string, value any, ttl time.Duratio
 	}
 	n, err := setScript.Run(ctx, s.rdb, []string{s.key(key), s.owners(), s.ownedBy(owner)},
 		enc, millis(ttl), owner, key, absent).Int()
+	if err == nil && n == 1 {
+		s.held.remember(key, enc, owner, ttl)
+	}
 	return n == 1, storeError("set", key, err, nil)
 }
 
@@ -253,6 +257,9 @@ func (s *Store) Incr(ctx context.Context, key string, by int64, ttl time.Duratio
 // Delete removes key.
 func (s *Store) Delete(ctx context.Context, key string) (bool, error) {
 	n, err := deleteScript.Run(ctx, s.rdb, []string{s.key(key), s.owners()}, key, "", "0").Int()
+	if err == nil {
+		s.held.forget(key)
+	}
 	return n == 1, storeError("del", key, err, nil)
 }
 
@@ -263,6 +270,9 @@ func (s *Store) DeleteIf(ctx context.Context, key string, want any) (bool, error
 	}
 	enc, _ := encode(want)
 	n, err := deleteScript.Run(ctx, s.rdb, []string{s.key(key), s.owners()}, key, enc, "1").Int()
+	if err == nil && n == 1 {
+		s.held.forget(key)
+	}
 	return n == 1, storeError("del", key, err, nil)
 }
 
@@ -345,6 +355,7 @@ func (s *Store) HIncr(ctx context.Context, key, field string, by int64) (int64, 
 
 // ReleaseOwner removes the keys owner still holds.
 func (s *Store) ReleaseOwner(ctx context.Context, owner string) (int, error) {
+	s.held.release(owner)
 	n, err := releaseScript.Run(ctx, s.rdb, []string{s.owners(), s.ownedBy(owner)}, owner, s.key("")).Int()
 	if err != nil {
 		return 0, fmt.Errorf("store release %q: %w", owner, err)

@@ -60,3 +60,17 @@ func (h *Hub) Deliver(name string, frame []byte, except string, seq uint64) int 
 	}
 	return n
 }
+
+// ForgetNumbers forgets, in every room, the number of the last message
+// delivered and the joins waiting for one: after Redis lost its state
+// (restarted empty) numbering starts again, and what was waited for will
+// never come.
+func (h *Hub) ForgetNumbers() {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, r := range h.rooms {
+		r.mu.Lock()
+		r.delivered, r.skip = 0, nil
+		r.mu.Unlock()
+	}
+}
