@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -387,11 +389,7 @@ func (n *Node) Store(path string) *Store {
 func (n *Node) storesNow() []*Store {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	out := make([]*Store, 0, len(n.stores))
-	for _, st := range n.stores {
-		out = append(out, st)
-	}
-	return out
+	return slices.Collect(maps.Values(n.stores))
 }
 
 // Close withdraws the node from the cluster, stops its goroutines and

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -72,11 +74,7 @@ func (n *Node) reapDead(ctx context.Context) {
 func (n *Node) servicesNow() []*Rooms {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	out := make([]*Rooms, 0, len(n.services))
-	for _, r := range n.services {
-		out = append(out, r)
-	}
-	return out
+	return slices.Collect(maps.Values(n.services))
 }
 
 // OnGone sets what runs for each client of a dead node before it is

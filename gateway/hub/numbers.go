@@ -140,7 +140,7 @@ func (h *Hub) releaseLocked(room string) {
 // sendCount returns how many members a message to room is for: its
 // members but except.
 func (h *Hub) sendCount(room, except string) int {
-	return h.size(room) - h.memberOf(room, except)
+	return h.Count(room) - h.memberOf(room, except)
 }
 
 // memberOf returns 1 when the client with id is a member of room, else 0.
